@@ -1,0 +1,347 @@
+"""Bytes <-> plain data for JSON and XML, and the cattrs converters that type the plain data.
+
+Pure functions, no I/O. Two converters share one set of strict hooks: the JSON one accepts
+exactly the JSON types a field declares; the XML one adds lenient hooks, because XML has no
+types and no arrays: numbers and booleans arrive as text, a one-item list looks like a single
+element, and an empty element (``<props/>``, ``<isp></isp>``) carries no hint of its type. The
+target model's field types decide what such values become.
+
+XML is parsed with the C-accelerated ``xml.etree.ElementTree`` (expat), several times faster
+than a pure-Python SAX walk. Documents with a DTD are refused before parsing: without a DTD
+there are no entity declarations, so no entity expansion (billion laughs, quadratic blowup) and
+no external entities can happen.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar, get_args, get_origin
+from xml.sax.saxutils import escape
+
+import attrs
+import cattrs
+import orjson
+from cattrs.gen import make_dict_structure_fn
+
+from ._errors import DecodeError
+from .models.relations import NumericProperty
+
+__all__ = [
+    "CONTENT_TYPES",
+    "MAX_DEPTH",
+    "Format",
+    "encode",
+    "excerpt",
+    "parse",
+    "structure",
+    "unstructure",
+]
+
+T = TypeVar("T")
+
+Format = Literal["json", "xml"]
+CONTENT_TYPES: dict[str, str] = {"json": "application/json", "xml": "application/xml"}
+#: Deepest nesting accepted in a reply; Altcraft's documents are at most 6 levels deep.
+MAX_DEPTH = 64
+
+_DTD = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def excerpt(body: bytes, limit: int = 80) -> str:
+    """A short, printable start of a reply body for error messages."""
+    return body[:limit].decode("utf-8", "replace")
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+
+def encode(document: Mapping[str, Any], fmt: Format) -> bytes:
+    """Encode a request (or reply) document.
+
+    XML uses the ``<xml>`` root, nested mappings as nested elements, lists as repeated
+    elements, booleans as ``true``/``false`` and None as an empty element.
+    """
+    if fmt == "json":
+        return orjson.dumps(document)
+    parts: list[str] = ["<xml>"]
+    _xml_fields(document, parts)
+    parts.append("</xml>")
+    return "".join(parts).encode()
+
+
+def _xml_fields(document: Mapping[str, Any], out: list[str]) -> None:
+    for key, value in document.items():
+        items = value if isinstance(value, list | tuple) else (value,)
+        for item in items:
+            out.append(f"<{key}>")
+            if isinstance(item, Mapping):
+                _xml_fields(item, out)
+            elif isinstance(item, bool):
+                out.append("true" if item else "false")
+            elif item is not None:
+                out.append(escape(str(item)))
+            out.append(f"</{key}>")
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def parse(body: bytes, fmt: Format, *, endpoint: str = "") -> dict[str, Any]:
+    """Parse a reply (or request) body into plain data: a dict at the top.
+
+    XML elements become dicts (repeated children become lists), text stays text and empty
+    elements become None; the typing is left to :func:`structure`. Raises :class:`DecodeError`.
+    """
+    if fmt == "json":
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError(
+                f"invalid JSON: {exc}", endpoint=endpoint, excerpt=excerpt(body)
+            ) from None
+    else:
+        document = _parse_xml(body, endpoint)
+    if not isinstance(document, dict):
+        raise DecodeError(
+            f"expected an object, got {type(document).__name__}",
+            endpoint=endpoint,
+            excerpt=excerpt(body),
+        )
+    return document
+
+
+def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
+    body = body.lstrip()
+    if _DTD.search(body):
+        raise DecodeError(
+            "XML with a DTD is refused", endpoint=endpoint, excerpt=excerpt(body)
+        ) from None
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        message = f"invalid XML: {exc}"
+        raise DecodeError(message, endpoint=endpoint, excerpt=excerpt(body)) from None
+    plain = _element(root, 0, endpoint)
+    return plain if isinstance(plain, dict) else None
+
+
+def _element(element: ET.Element, depth: int, endpoint: str) -> Any:
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"XML nested deeper than {MAX_DEPTH} levels", endpoint=endpoint)
+    if len(element) == 0:
+        text = element.text
+        if text is None:
+            return None
+        text = text.strip()
+        return text or None
+    result: dict[str, Any] = {}
+    for child in element:
+        value = _element(child, depth + 1, endpoint)
+        key = child.tag
+        if key in result:
+            previous = result[key]
+            if isinstance(previous, _Repeated):
+                previous.append(value)
+            else:
+                result[key] = _Repeated((previous, value))
+        else:
+            result[key] = value
+    return result
+
+
+class _Repeated(list[Any]):
+    """A list made of repeated XML elements (a plain list subclass, so typing treats it as one)."""
+
+
+# --- typing ---------------------------------------------------------------------------------
+
+
+def _fail(value: object, kind: str) -> ValueError:
+    return ValueError(f"expected {kind}, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if type(value) is int:
+        return value
+    raise _fail(value, "an integer")
+
+
+def _strict_float(value: Any, _: type) -> float:
+    if type(value) in (int, float):
+        return float(value)
+    raise _fail(value, "a number")
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if type(value) is str:
+        return value
+    raise _fail(value, "a string")
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if type(value) is bool:
+        return value
+    raise _fail(value, "a boolean")
+
+
+def _datetime(value: Any, _: type) -> datetime:
+    if not isinstance(value, str):
+        raise _fail(value, "an ISO 8601 timestamp")
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _props(value: Any, _: type) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(value, "an object")
+    return {key: _prop(item) for key, item in value.items()}
+
+
+def _prop(value: Any) -> Any:
+    if isinstance(value, dict) and "sum" in value:
+        top = value.get("top")
+        total = value["sum"]
+        if isinstance(total, str):
+            total = float(total)
+        if type(total) not in (int, float):
+            raise _fail(total, "a number")
+        return NumericProperty(top=top if isinstance(top, dict) else {}, sum=total)
+    return value
+
+
+def _is_props(tp: Any) -> bool:
+    args = get_args(tp)
+    return (
+        get_origin(tp) in (Mapping, dict)
+        and len(args) == 2
+        and NumericProperty in get_args(args[1])
+    )
+
+
+def _is_sequence(tp: Any) -> bool:
+    return get_origin(tp) in (list, tuple)
+
+
+def _sequence_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any], Any]:
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        item_type = get_args(tp)[0]
+        as_tuple = get_origin(tp) is tuple
+        item_hook = converter.get_structure_hook(item_type)
+
+        def hook(value: Any, _: Any) -> Any:
+            if type(value) is not list and not isinstance(value, list):
+                if lenient and value is None:
+                    value = []
+                elif lenient and isinstance(value, dict | str):
+                    value = [value]
+                else:
+                    raise _fail(value, "a list")
+            items = [item_hook(item, item_type) for item in value]
+            return tuple(items) if as_tuple else items
+
+        return hook
+
+    return factory
+
+
+def _lenient_int(value: Any, _: type) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, str):
+        return int(value)
+    raise _fail(value, "an integer")
+
+
+def _lenient_float(value: Any, _: type) -> float:
+    if type(value) in (int, float):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise _fail(value, "a number")
+
+
+def _lenient_str(value: Any, _: type) -> str:
+    if value is None:
+        return ""
+    return _strict_str(value, str)
+
+
+_XML_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _lenient_bool(value: Any, _: type) -> bool:
+    if type(value) is bool:
+        return value
+    if isinstance(value, str) and value.lower() in _XML_BOOLS:
+        return _XML_BOOLS[value.lower()]
+    raise _fail(value, "a boolean")
+
+
+def _model_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any], Any]:
+    """Structure attrs models from dicts only; in XML an empty element is an empty model."""
+
+    def factory(cls: Any) -> Callable[[Any, Any], Any]:
+        fields_hook = make_dict_structure_fn(cls, converter)
+
+        def hook(value: Any, _: Any) -> Any:
+            if lenient and value is None:
+                value = {}
+            elif not isinstance(value, dict):
+                raise _fail(value, f"an object for {cls.__name__}")
+            return fields_hook(value, cls)
+
+        return hook
+
+    return factory
+
+
+def _lenient_props(value: Any, tp: type) -> dict[str, Any]:
+    return {} if value is None else _props(value, tp)
+
+
+def _make_converter(lenient: bool) -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=False)
+    converter.register_structure_hook(int, _lenient_int if lenient else _strict_int)
+    converter.register_structure_hook(float, _lenient_float if lenient else _strict_float)
+    converter.register_structure_hook(str, _lenient_str if lenient else _strict_str)
+    converter.register_structure_hook(bool, _lenient_bool if lenient else _strict_bool)
+    converter.register_structure_hook(datetime, _datetime)
+    converter.register_structure_hook_func(_is_props, _lenient_props if lenient else _props)
+    converter.register_structure_hook_factory(_is_sequence, _sequence_hook(converter, lenient))
+    converter.register_structure_hook_factory(attrs.has, _model_hook(converter, lenient))
+    converter.register_unstructure_hook(datetime, _unstructure_datetime)
+    converter.register_unstructure_hook(NumericProperty, _unstructure_numeric)
+    return converter
+
+
+def _unstructure_datetime(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _unstructure_numeric(value: NumericProperty) -> dict[str, Any]:
+    return {"top": dict(value.top), "sum": value.sum}
+
+
+_CONVERTERS = {"json": _make_converter(lenient=False), "xml": _make_converter(lenient=True)}
+
+
+def structure(data: Any, cls: type[T] | Any, fmt: Format, *, endpoint: str = "") -> T:
+    """Type plain data as ``cls`` (an attrs class or e.g. ``list[Model]``) or raise DecodeError."""
+    try:
+        result: T = _CONVERTERS[fmt].structure(data, cls)
+    except DecodeError:
+        raise
+    except Exception as exc:  # cattrs raises KeyError/TypeError/ValueError/ClassValidationError
+        raise DecodeError(
+            f"reply data does not fit {getattr(cls, '__name__', cls)}: {type(exc).__name__}: {exc}",
+            endpoint=endpoint,
+        ) from None
+    return result
+
+
+def unstructure(obj: Any) -> Any:
+    """Plain data of a model, ready for :func:`encode` (datetimes as ISO 8601 with ``Z``)."""
+    return _CONVERTERS["json"].unstructure(obj)

@@ -1,0 +1,234 @@
+"""Requests and replies without I/O: endpoint specs in, bytes out; bytes in, models out.
+
+Each endpoint is one declarative :class:`EndpointSpec` (defined in ``api/``): its documented
+path, the table mapping explicit Python parameter names to the wire's drifting names (``list_id``
+here, ``db_id`` there), the reply model, and whether a retry is safe. :func:`build_request`
+validates arguments and raises :class:`InvalidRequestError` before anything is sent;
+:func:`decode_reply` turns ``(status, headers, body)`` into the model or the right error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import frozen
+
+from ._codec import CONTENT_TYPES, Format, encode, excerpt, parse, structure
+from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
+from .models import Feedback, Match
+
+__all__ = [
+    "API_PREFIX",
+    "EndpointSpec",
+    "Param",
+    "PreparedRequest",
+    "build_request",
+    "choice_param",
+    "decode_reply",
+    "feedback_param",
+    "id_param",
+    "match_param",
+    "str_param",
+]
+
+API_PREFIX = "/api/v1.1/"
+
+#: A validator turns one Python argument into wire fields (usually one), or raises.
+WireFields = Callable[[str, str, Any], Mapping[str, Any]]
+
+
+@frozen
+class Param:
+    """One Python parameter of an endpoint and how it goes on the wire."""
+
+    name: str
+    wire: str
+    to_wire: WireFields
+    required: bool = True
+
+
+@frozen
+class EndpointSpec:
+    """Everything needed to call one endpoint, as data."""
+
+    name: str
+    path: str
+    params: tuple[Param, ...]
+    response: Any
+    starts_task: bool = False
+    admin: bool = False
+
+    @property
+    def url_path(self) -> str:
+        return API_PREFIX + self.path
+
+
+@frozen
+class PreparedRequest:
+    """What goes on the wire. ``body`` holds the token: never log or repr it."""
+
+    endpoint: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"PreparedRequest(endpoint={self.endpoint!r}, path={self.path!r}, body=<hidden>)"
+
+
+def _positive_int(name: str, wire: str, value: Any) -> Mapping[str, Any]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise InvalidRequestError(f"{name} must be positive, got {value}")
+    return {wire: value}
+
+
+def _text(name: str, wire: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidRequestError(f"{name} must not be empty")
+    return {wire: value}
+
+
+def _match(name: str, wire: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Match):
+        raise InvalidRequestError(
+            f"{name} must be a Match (e.g. Match.email(...)), got {type(value).__name__}"
+        )
+    return value.wire_params()
+
+
+def _feedback(name: str, wire: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Feedback):
+        raise InvalidRequestError(f"{name} must be a Feedback, got {type(value).__name__}")
+    return {wire: {"type": value.type, "url": value.url}}
+
+
+def choice_param(name: str, wire: str, choices: tuple[str, ...], *, required: bool = True) -> Param:
+    """A string from a fixed set of values."""
+
+    def to_wire(name: str, wire: str, value: Any) -> Mapping[str, Any]:
+        if value not in choices:
+            raise InvalidRequestError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        return {wire: value}
+
+    return Param(name, wire, to_wire, required)
+
+
+def id_param(name: str, wire: str, *, required: bool = True) -> Param:
+    """A positive integer id."""
+    return Param(name, wire, _positive_int, required)
+
+
+def str_param(name: str, wire: str, *, required: bool = True) -> Param:
+    """A non-empty string."""
+    return Param(name, wire, _text, required)
+
+
+def match_param(name: str = "match") -> Param:
+    """A :class:`Match`, which expands into ``matching`` and its fields."""
+    return Param(name, "matching", _match)
+
+
+def feedback_param(name: str = "feedback") -> Param:
+    """An optional :class:`Feedback` webhook target."""
+    return Param(name, "feedback", _feedback, required=False)
+
+
+def build_request(
+    spec: EndpointSpec,
+    args: Mapping[str, Any],
+    *,
+    token: str,
+    fmt: Format,
+    bearer: bool = False,
+) -> PreparedRequest:
+    """Validate ``args`` against ``spec`` and encode the request; nothing here does I/O.
+
+    Arguments set to None count as absent. The token goes in the body as documented, or in an
+    ``Authorization: Bearer`` header when ``bearer`` is set.
+    """
+    if not isinstance(token, str) or not token:
+        raise InvalidRequestError(f"{spec.name}: a non-empty token is required")
+    known = {param.name for param in spec.params}
+    unknown = [name for name in args if name not in known]
+    if unknown:
+        raise InvalidRequestError(f"{spec.name}: unknown argument(s) {', '.join(unknown)}")
+    document: dict[str, Any] = {} if bearer else {"token": token}
+    for param in spec.params:
+        value = args.get(param.name)
+        if value is None:
+            if param.required:
+                raise InvalidRequestError(f"{spec.name}: {param.name} is required")
+            continue
+        document.update(param.to_wire(param.name, param.wire, value))
+    document["format"] = fmt
+    headers = {"Content-Type": CONTENT_TYPES[fmt], "Accept": CONTENT_TYPES[fmt]}
+    if bearer:
+        headers["Authorization"] = f"Bearer {token}"
+    return PreparedRequest(spec.name, spec.url_path, headers, encode(document, fmt))
+
+
+def decode_reply(
+    spec: EndpointSpec,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    fmt: Format,
+) -> Any:
+    """Decode a reply into ``spec.response`` or raise the matching error.
+
+    The envelope's ``error`` decides first, whatever the HTTP status (the platform may send
+    errors with HTTP 200). A non-2xx reply without a readable envelope is an
+    :class:`HTTPStatusError`; a 2xx reply that is not the documented shape a :class:`DecodeError`.
+    """
+    ok_status = 200 <= status < 300
+    try:
+        envelope = parse(body, fmt, endpoint=spec.name)
+    except DecodeError:
+        if ok_status:
+            raise
+        raise _status_error(spec, status, headers, body) from None
+    code = _error_code(envelope.get("error"))
+    if code is None:
+        if ok_status:
+            raise DecodeError("reply has no error code", endpoint=spec.name, excerpt=excerpt(body))
+        raise _status_error(spec, status, headers, body)
+    if code != 0:
+        text = envelope.get("error_text")
+        raise api_error_for(
+            code,
+            text if isinstance(text, str) else "",
+            endpoint=spec.name,
+            http_status=status,
+            headers=headers,
+        )
+    if not ok_status:
+        raise _status_error(spec, status, headers, body)
+    return structure(envelope.get("data"), spec.response, fmt, endpoint=spec.name)
+
+
+def _error_code(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _status_error(
+    spec: EndpointSpec, status: int, headers: Mapping[str, str], body: bytes
+) -> HTTPStatusError:
+    return HTTPStatusError(
+        f"{spec.name}: HTTP {status}",
+        endpoint=spec.name,
+        status=status,
+        headers=headers,
+        excerpt=excerpt(body),
+    )

@@ -1,0 +1,1 @@
+"""One module per API area: the endpoint specs and the async methods of each namespace."""

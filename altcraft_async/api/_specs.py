@@ -1,0 +1,98 @@
+"""The endpoint specs of every documented call, as data (see ``_sansio.EndpointSpec``).
+
+Python names are explicit (``segment_id``, ``database_id``); the wire names drift between
+endpoints exactly as the Altcraft docs show, and this table is the one place that knows them.
+"""
+
+from __future__ import annotations
+
+from .._sansio import EndpointSpec, choice_param, feedback_param, id_param, match_param, str_param
+from ..models import ChannelCounters, RelationInfo, SenderQueueStats, TaskRef, TaskStatus
+
+__all__ = [
+    "ADMIN_SENDER_QUEUE_STATS",
+    "ALL_SPECS",
+    "RELATIONS_GET_COUNTER",
+    "RESOURCES_REFRESH_COUNTERS",
+    "SEGMENTS_GET_COUNTERS",
+    "SEGMENTS_REFRESH_COUNTERS",
+    "TASKS_STATUS",
+]
+
+SEGMENTS_GET_COUNTERS = EndpointSpec(
+    name="segments.get_counters",
+    path="segments/get_counters",
+    params=(
+        id_param("segment_id", "id"),
+        id_param("resource_id", "resource_id"),
+        id_param("database_id", "list_id", required=False),
+    ),
+    response=list[ChannelCounters],
+)
+
+SEGMENTS_REFRESH_COUNTERS = EndpointSpec(
+    name="segments.refresh_counters",
+    path="segments/refresh_counters",
+    params=(
+        id_param("segment_id", "id"),
+        id_param("resource_id", "resource_id"),
+        id_param("database_id", "db_id", required=False),
+    ),
+    response=TaskRef,
+    starts_task=True,
+)
+
+RESOURCES_REFRESH_COUNTERS = EndpointSpec(
+    name="resources.refresh_counters",
+    path="resources/refresh_counters",
+    params=(
+        id_param("resource_id", "id"),
+        id_param("database_id", "list_id"),
+        feedback_param(),
+    ),
+    response=TaskRef,
+    starts_task=True,
+)
+
+TASKS_STATUS = EndpointSpec(
+    name="tasks.status",
+    path="tasks/status",
+    params=(str_param("task_id", "task_id"),),
+    response=TaskStatus,
+)
+
+ADMIN_SENDER_QUEUE_STATS = EndpointSpec(
+    name="admin.sender_queue_stats",
+    path="admin/senders/queue/stats/",
+    params=(
+        id_param("sender_id", "id"),
+        id_param("account_id", "account_id", required=False),
+        id_param("campaign_id", "campaign_id", required=False),
+        str_param("isp", "isp", required=False),
+        choice_param(
+            "group", "group", ("account", "account_campaign", "isp", "total"), required=False
+        ),
+    ),
+    response=list[SenderQueueStats],
+    admin=True,
+)
+
+RELATIONS_GET_COUNTER = EndpointSpec(
+    name="relations.get_counter",
+    path="relations/get_counter",
+    params=(
+        id_param("relation_id", "rel_id"),
+        match_param(),
+        id_param("resource_id", "resource_id", required=False),
+    ),
+    response=RelationInfo,
+)
+
+ALL_SPECS = (
+    SEGMENTS_GET_COUNTERS,
+    SEGMENTS_REFRESH_COUNTERS,
+    RESOURCES_REFRESH_COUNTERS,
+    TASKS_STATUS,
+    ADMIN_SENDER_QUEUE_STATS,
+    RELATIONS_GET_COUNTER,
+)

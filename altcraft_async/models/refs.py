@@ -1,0 +1,56 @@
+"""Small values naming what to refresh, and the feedback webhook of resource refreshes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from attrs import field, frozen
+
+from .._errors import InvalidRequestError
+
+__all__ = ["Feedback", "ResourceRef", "SegmentRef"]
+
+
+def _positive_id(instance: object, attribute: Any, value: Any) -> None:
+    name = getattr(attribute, "name", "id")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidRequestError(f"{name} must be a positive int, got {value!r}")
+
+
+def _optional_positive_id(instance: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _positive_id(instance, attribute, value)
+
+
+@frozen
+class SegmentRef:
+    """A segment's counters on one resource; ``database_id`` is needed for dynamic segments."""
+
+    segment_id: int = field(validator=_positive_id)
+    resource_id: int = field(validator=_positive_id)
+    database_id: int | None = field(default=None, validator=_optional_positive_id)
+
+
+@frozen
+class ResourceRef:
+    """A resource's counters in one database."""
+
+    resource_id: int = field(validator=_positive_id)
+    database_id: int = field(validator=_positive_id)
+
+
+def _http_url(instance: object, attribute: Any, value: Any) -> None:
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"feedback url must be a str, got {type(value).__name__}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequestError(f"feedback url must be an absolute http(s) URL, got {value!r}")
+
+
+@frozen
+class Feedback:
+    """Where the platform POSTs a resource refresh's statistics when it is done."""
+
+    url: str = field(validator=_http_url)
+    type: str = "JSON"

@@ -1,0 +1,104 @@
+"""Profile relations (``relations/get_counter``) and the profile ``Match`` value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from attrs import field, frozen
+
+from .._errors import InvalidRequestError
+
+__all__ = ["Match", "NumericProperty", "RelationInfo"]
+
+
+@frozen
+class NumericProperty:
+    """A numeric relation property: its top records and the sum of its values."""
+
+    top: Mapping[str, Any] = field(factory=dict)
+    sum: float = 0
+
+
+@frozen
+class RelationInfo:
+    """A profile's relation info; numeric properties decode to :class:`NumericProperty`."""
+
+    profile_id: str = ""
+    profile_xxh: str = ""
+    props: Mapping[str, NumericProperty | Any] = field(factory=dict)
+
+
+def _non_empty_text(value: object, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRequestError(f"{what} must be a str, got {type(value).__name__}")
+    text = str(value)
+    if not text.strip():
+        raise InvalidRequestError(f"{what} must not be empty")
+    return text
+
+
+@frozen
+class Match:
+    """How to find a profile; build it with one of the class methods.
+
+    Each constructor takes exactly the fields its matching mode needs, so an incomplete or
+    contradictory matching (an email *and* a phone, ``custom`` without a value) cannot be built.
+    """
+
+    mode: str
+    fields: tuple[tuple[str, str | int], ...]
+
+    _MODES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "email": ("email",),
+        "email_profile": ("email",),
+        "phone": ("phone",),
+        "profile_id": ("profile_id",),
+        "custom": ("field_name", "field_value"),
+    }
+
+    def __attrs_post_init__(self) -> None:
+        wanted = self._MODES.get(self.mode)
+        if wanted is None:
+            raise InvalidRequestError(f"unknown matching mode {self.mode!r}")
+        if tuple(name for name, _ in self.fields) != wanted:
+            raise InvalidRequestError(f"matching {self.mode!r} takes exactly {wanted}")
+
+    @classmethod
+    def email(cls, email: str) -> Match:
+        """Match by email in profile data and subscriptions."""
+        return cls("email", (("email", _email(email)),))
+
+    @classmethod
+    def email_profile(cls, email: str) -> Match:
+        """Match by email in profile data only."""
+        return cls("email_profile", (("email", _email(email)),))
+
+    @classmethod
+    def phone(cls, phone: str) -> Match:
+        return cls("phone", (("phone", _non_empty_text(phone, "phone")),))
+
+    @classmethod
+    def profile_id(cls, profile_id: str) -> Match:
+        return cls("profile_id", (("profile_id", _non_empty_text(profile_id, "profile_id")),))
+
+    @classmethod
+    def custom(cls, field_name: str, field_value: str | int) -> Match:
+        """Match by a custom profile field (tags: ``"tag-1, tag-2"``)."""
+        name = _non_empty_text(field_name, "field_name")
+        if isinstance(field_value, bool) or not isinstance(field_value, str | int):
+            raise InvalidRequestError("field_value must be a str or an int")
+        if isinstance(field_value, str) and not field_value.strip():
+            raise InvalidRequestError("field_value must not be empty")
+        return cls("custom", (("field_name", name), ("field_value", field_value)))
+
+    def wire_params(self) -> dict[str, str | int]:
+        """The request parameters of this matching: ``matching`` plus its fields."""
+        return {"matching": self.mode, **dict(self.fields)}
+
+
+def _email(value: object) -> str:
+    text = _non_empty_text(value, "email")
+    if "@" not in text:
+        raise InvalidRequestError(f"email must contain '@', got {text!r}")
+    return text
