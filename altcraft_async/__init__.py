@@ -3,6 +3,8 @@
 Everything public is re-exported here; modules with a leading underscore are private.
 """
 
+from ._awaiter import Task
+from ._client import AltcraftClient
 from ._errors import (
     AltcraftError,
     APIError,
@@ -19,6 +21,10 @@ from ._errors import (
     TaskTimeoutError,
     TransportError,
 )
+from ._fanout import FanOut, Outcome
+from ._poll import Backoff, PollPolicy
+from ._retry import RetryPolicy
+from ._transport import RateLimiter
 from .models import (
     ChannelCounters,
     CountersSnapshot,
@@ -38,26 +44,34 @@ __version__ = "0.1.0"
 
 __all__ = [
     "APIError",
+    "AltcraftClient",
     "AltcraftError",
     "AuthenticationError",
+    "Backoff",
     "BadRequestError",
     "ChannelCounters",
     "ClientClosedError",
     "CounterStatus",
     "CountersSnapshot",
     "DecodeError",
+    "FanOut",
     "Feedback",
     "HTTPStatusError",
     "InvalidRequestError",
     "Match",
     "NumericProperty",
+    "Outcome",
     "PermissionDeniedError",
+    "PollPolicy",
+    "RateLimiter",
     "RelationInfo",
     "RequestTimeoutError",
     "ResourceRef",
+    "RetryPolicy",
     "SegmentRef",
     "SenderQueueStats",
     "TariffLimitError",
+    "Task",
     "TaskFailedError",
     "TaskRef",
     "TaskStatus",

@@ -1,0 +1,263 @@
+"""The task awaiter: poll ``tasks/status`` until a refresh is done, shared by every waiter.
+
+A :class:`Task` handle is what ``refresh_counters`` returns. Waiting is *single-flight*: all
+waiters on one task id in one client share a :class:`SharedPoll` and only one of them (the
+leader) sleeps and polls at a time; the others wait for its news. There is no background
+task: when the leader is cancelled or times out it hands over, the next waiter takes the lead
+and the schedule carries on from the shared observations. When the last waiter leaves, the
+shared state is dropped, so nothing keeps polling for nobody.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import anyio
+
+from ._errors import (
+    AltcraftError,
+    APIError,
+    ClientClosedError,
+    InvalidRequestError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
+from ._poll import Observation, PollPolicy
+from .models import CountersSnapshot, TaskStatus
+
+__all__ = ["DEFAULT", "ProgressCallback", "SharedPoll", "Task", "TaskSource", "parse_resume_token"]
+
+RESUME_TOKEN_VERSION = 1
+
+ProgressCallback = Callable[[TaskStatus], Awaitable[None] | None]
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+#: "Use the policy's timeout": distinguishes an omitted ``timeout`` from ``timeout=None``.
+DEFAULT: Any = _Default()
+
+
+class TaskSource(Protocol):
+    """What the awaiter needs from a client: one status request and the shared-poll registry."""
+
+    default_poll_policy: PollPolicy
+
+    async def fetch_status(self, task_id: str) -> TaskStatus: ...
+
+    def join_poll(self, task_id: str, created: float) -> SharedPoll: ...
+
+    def leave_poll(self, shared: SharedPoll) -> None: ...
+
+
+class SharedPoll:
+    """Poll state of one task id, shared by its waiters in one client."""
+
+    def __init__(self, task_id: str, created: float) -> None:
+        self.task_id = task_id
+        self.created = created  # time.monotonic() when the task was created
+        self.observations: list[Observation] = []
+        self.latest: TaskStatus | None = None
+        self.version = 0
+        self.error: AltcraftError | None = None
+        self.failures = 0
+        self.last_poll_at = created
+        self.leading = False
+        self.waiters = 0
+        self._changed = anyio.Event()
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def changed(self) -> None:
+        await self._changed.wait()
+
+    def next_poll_at(self, policy: PollPolicy, rand: float) -> float:
+        if self.failures:
+            return self.last_poll_at + policy.backoff.delay(self.failures - 1, rand)
+        if not self.observations:
+            return self.created + policy.first_delay()
+        return self.last_poll_at + policy.next_delay(self.observations, rand)
+
+    async def poll(self, source: TaskSource) -> None:
+        """One status request; a retryable failure only delays the next poll."""
+        try:
+            status = await source.fetch_status(self.task_id)
+        except (APIError, InvalidRequestError, ClientClosedError) as error:
+            self.error = error
+            return
+        except AltcraftError:
+            self.failures += 1
+            self.last_poll_at = time.monotonic()
+            return
+        now = time.monotonic()
+        self.failures = 0
+        self.last_poll_at = now
+        self.observations.append((now - self.created, status.progress))
+        self.latest = status
+        self.version += 1
+
+
+class Task:
+    """A running refresh task: poll it, wait for it, or hand it to another process."""
+
+    def __init__(
+        self,
+        source: TaskSource,
+        task_id: str,
+        *,
+        endpoint: str = "",
+        kind: str = "",
+        created: datetime | None = None,
+        created_monotonic: float | None = None,
+    ) -> None:
+        self._source = source
+        self.task_id = task_id
+        self.endpoint = endpoint
+        self.kind = kind
+        self.created = created or datetime.now(UTC)
+        if created_monotonic is None:
+            age = max(0.0, (datetime.now(UTC) - self.created).total_seconds())
+            created_monotonic = time.monotonic() - age
+        self._created_monotonic = created_monotonic
+        self._random = random.Random()
+
+    def __repr__(self) -> str:
+        return f"Task(task_id={self.task_id!r}, endpoint={self.endpoint!r})"
+
+    async def status(self) -> TaskStatus:
+        """One ``tasks/status`` request (retried as a read)."""
+        return await self._source.fetch_status(self.task_id)
+
+    def resume_token(self) -> str:
+        """A small versioned JSON string to pick this wait up again (holds no secret)."""
+        return json.dumps(
+            {
+                "v": RESUME_TOKEN_VERSION,
+                "task_id": self.task_id,
+                "endpoint": self.endpoint,
+                "kind": self.kind,
+                "created": self.created.isoformat(),
+            },
+            separators=(",", ":"),
+        )
+
+    async def wait(
+        self,
+        *,
+        timeout: float | None = DEFAULT,
+        policy: PollPolicy | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[CountersSnapshot]:
+        """Poll until the task is done and return its counters.
+
+        ``on_progress`` (sync or async) is called serially once per status change and always
+        once at completion. Raises :class:`TaskFailedError` on a failure status and
+        :class:`TaskTimeoutError` (carrying :meth:`resume_token`) past the deadline; retryable
+        poll errors are retried inside the deadline. Cancelling the wait stops polling at once
+        and leaves the server-side task alone.
+        """
+        async with aclosing(self.watch(timeout=timeout, policy=policy)) as statuses:
+            async for status in statuses:
+                if on_progress is not None:
+                    outcome = on_progress(status)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                if status.succeeded:
+                    return list(status.result)
+        raise AssertionError("watch() ended without a terminal status")  # pragma: no cover
+
+    async def watch(
+        self, *, timeout: float | None = DEFAULT, policy: PollPolicy | None = None
+    ) -> AsyncGenerator[TaskStatus, None]:
+        """Yield each change of status or progress until the task succeeds.
+
+        Raises like :meth:`wait` on failure or deadline.
+        """
+        policy = policy or self._source.default_poll_policy
+        limit = policy.timeout if timeout is DEFAULT else timeout
+        if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
+            raise InvalidRequestError(f"timeout must be a positive number or None, got {limit!r}")
+        deadline = math.inf if limit is None else time.monotonic() + limit
+        shared = self._source.join_poll(self.task_id, self._created_monotonic)
+        seen_version = 0
+        last: tuple[str, float | None] | None = None
+        try:
+            while True:
+                if shared.version != seen_version and shared.latest is not None:
+                    seen_version = shared.version
+                    status = shared.latest
+                    if status.failed:
+                        raise TaskFailedError(
+                            self.task_id, status.status, status.progress, raw=status
+                        )
+                    key = (status.status, status.progress)
+                    if key != last or status.succeeded:
+                        last = key
+                        yield status
+                    if status.succeeded:
+                        return
+                    continue
+                if shared.error is not None:
+                    raise shared.error
+                attempts = policy.max_attempts
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (
+                    attempts is not None and len(shared.observations) >= attempts
+                ):
+                    latest = shared.latest
+                    raise TaskTimeoutError(
+                        self.task_id,
+                        timeout=limit,
+                        last_status=latest.status if latest else None,
+                        progress=latest.progress if latest else None,
+                        resume_token=self.resume_token(),
+                    )
+                with anyio.move_on_after(remaining):
+                    if shared.leading:
+                        await shared.changed()
+                    else:
+                        await self._lead(shared, policy)
+        finally:
+            self._source.leave_poll(shared)
+
+    async def _lead(self, shared: SharedPoll, policy: PollPolicy) -> None:
+        shared.leading = True
+        try:
+            delay = shared.next_poll_at(policy, self._random.random()) - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+            await shared.poll(self._source)
+        finally:
+            shared.leading = False
+            shared.notify()
+
+
+def parse_resume_token(token: str) -> dict[str, Any]:
+    """Read a :meth:`Task.resume_token`; raises InvalidRequestError if it is not one."""
+    try:
+        data = json.loads(token)
+    except (TypeError, ValueError):
+        raise InvalidRequestError("not a resume token (invalid JSON)") from None
+    if not isinstance(data, dict) or data.get("v") != RESUME_TOKEN_VERSION:
+        raise InvalidRequestError("not a resume token of a supported version")
+    task_id = data.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise InvalidRequestError("resume token has no task id")
+    try:
+        data["created"] = datetime.fromisoformat(str(data.get("created")))
+    except ValueError:
+        raise InvalidRequestError("resume token has an invalid created time") from None
+    return data

@@ -1,0 +1,219 @@
+"""AltcraftClient: configuration, lifecycle, the namespaces, single-flight polls and fan-out."""
+
+from __future__ import annotations
+
+import ssl
+import warnings
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+
+from ._awaiter import SharedPoll, Task
+from ._codec import Format
+from ._errors import InvalidRequestError
+from ._fanout import FanOut
+from ._poll import PollPolicy
+from ._retry import RetryPolicy
+from ._sansio import EndpointSpec, build_request
+from ._transport import DEFAULT_MAX_RESPONSE_SIZE, RateLimiter, Transport
+from .api._specs import TASKS_STATUS
+from .api.admin import AdminAPI
+from .api.relations import RelationsAPI
+from .api.resources import ResourcesAPI
+from .api.segments import SegmentsAPI
+from .api.tasks import TasksAPI
+from .models import CountersSnapshot, TaskStatus
+
+__all__ = ["AltcraftClient"]
+
+RefT = TypeVar("RefT")
+
+
+class AltcraftClient:
+    """An asyncio client of the Altcraft Platform API.
+
+    Use it as ``async with AltcraftClient(url, token=...) as client`` (or call
+    :meth:`aclose`). One client holds one connection pool; share it across your app.
+
+    - ``format``: ``"json"`` or ``"xml"`` (XML both ways: request bodies and replies).
+    - ``timeout``: seconds per HTTP request (each call can override it).
+    - ``retry``: the :class:`RetryPolicy` of every call; ``poll``: the default
+      :class:`PollPolicy` of task waits.
+    - ``max_connections``: open requests at once; ``rate_limit``: requests per second over
+      all calls of this client (None: off), ``adaptive_rate_limit`` halves it on HTTP 429.
+    - ``auth``: ``"body"`` sends the token in the request body as documented, ``"bearer"`` in
+      an ``Authorization`` header.
+    - ``session``: a caller-owned ``aiohttp.ClientSession`` (never closed by the client).
+    - ``trace_configs``: aiohttp trace configs (e.g. OpenTelemetry's instrumentation).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str,
+        admin_token: str | None = None,
+        format: Format = "json",
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        max_connections: int = 100,
+        rate_limit: float | None = None,
+        adaptive_rate_limit: bool = False,
+        auth: Literal["body", "bearer"] = "body",
+        session: aiohttp.ClientSession | None = None,
+        ssl: ssl.SSLContext | bool = True,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise InvalidRequestError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if not isinstance(token, str) or not token:
+            raise InvalidRequestError("token must be a non-empty str")
+        if admin_token is not None and (not isinstance(admin_token, str) or not admin_token):
+            raise InvalidRequestError("admin_token must be a non-empty str or None")
+        if format not in ("json", "xml"):
+            raise InvalidRequestError(f"format must be 'json' or 'xml', got {format!r}")
+        if auth not in ("body", "bearer"):
+            raise InvalidRequestError(f"auth must be 'body' or 'bearer', got {auth!r}")
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            raise InvalidRequestError(f"timeout must be a positive number, got {timeout!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise InvalidRequestError("max_connections must be an int")
+        if max_connections < 1:
+            raise InvalidRequestError("max_connections must be at least 1")
+        if rate_limit is not None and (not isinstance(rate_limit, int | float) or rate_limit <= 0):
+            raise InvalidRequestError(f"rate_limit must be positive or None, got {rate_limit!r}")
+        self.base_url = base_url.rstrip("/")
+        self.format: Format = format
+        self.default_poll_policy = poll or PollPolicy()
+        self._token = token
+        self._admin_token = admin_token
+        self._bearer = auth == "bearer"
+        limiter = RateLimiter(rate_limit, adaptive=adaptive_rate_limit) if rate_limit else None
+        self._transport = Transport(
+            self.base_url,
+            timeout=float(timeout),
+            retry=retry or RetryPolicy(),
+            max_connections=max_connections,
+            session=session,
+            ssl_context=ssl,
+            rate_limiter=limiter,
+            trace_configs=trace_configs,
+            max_response_size=max_response_size,
+            headers=headers,
+        )
+        self._polls: dict[str, SharedPoll] = {}
+        self._fanouts: weakref.WeakSet[FanOut[Any]] = weakref.WeakSet()
+        self.segments = SegmentsAPI(self)
+        self.resources = ResourcesAPI(self)
+        self.tasks = TasksAPI(self)
+        self.admin = AdminAPI(self)
+        self.relations = RelationsAPI(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._transport.closed else "open"
+        return f"<AltcraftClient {self.base_url} format={self.format} {state}>"
+
+    async def __aenter__(self) -> AltcraftClient:
+        self._transport.check_usable()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop fan-outs still running and close the connection pool; safe to call twice."""
+        for fanout in list(self._fanouts):
+            await fanout.aclose()
+        await self._transport.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._transport.closed
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        return self._transport.rate_limiter
+
+    def connections_in_use(self) -> int:
+        """Connections held by requests right now (0 when the client is idle)."""
+        return self._transport.connections_in_use()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None and transport.session_open:
+            _warn(
+                f"Unclosed AltcraftClient {self.base_url}: use 'async with' or await aclose()",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
+
+    # -- what the namespaces and the awaiter use (api._base.Caller, _awaiter.TaskSource) --
+
+    async def call(
+        self,
+        spec: EndpointSpec,
+        args: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidRequestError(f"timeout must be a positive number, got {timeout!r}")
+        if spec.admin:
+            if self._admin_token is None:
+                raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")
+            token = self._admin_token
+        else:
+            token = self._token
+        request = build_request(spec, args, token=token, fmt=self.format, bearer=self._bearer)
+        return await self._transport.call(spec, request, self.format, timeout=timeout, retry=retry)
+
+    async def fetch_status(self, task_id: str) -> TaskStatus:
+        status: TaskStatus = await self.call(TASKS_STATUS, {"task_id": task_id})
+        return status
+
+    def new_task(
+        self, task_id: str, spec: EndpointSpec, kind: str, *, created: datetime | None = None
+    ) -> Task:
+        return Task(self, task_id, endpoint=spec.name, kind=kind, created=created)
+
+    def join_poll(self, task_id: str, created: float) -> SharedPoll:
+        shared = self._polls.get(task_id)
+        if shared is None:
+            shared = self._polls[task_id] = SharedPoll(task_id, created)
+        shared.waiters += 1
+        return shared
+
+    def leave_poll(self, shared: SharedPoll) -> None:
+        shared.waiters -= 1
+        if shared.waiters <= 0 and self._polls.get(shared.task_id) is shared:
+            del self._polls[shared.task_id]
+
+    def fan_out(
+        self,
+        refs: Iterable[RefT],
+        run_one: Callable[[RefT], Awaitable[list[CountersSnapshot]]],
+        *,
+        concurrency: int,
+        fail_fast: bool,
+    ) -> FanOut[RefT]:
+        return FanOut(
+            refs,
+            run_one,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            on_start=self._fanouts.add,
+        )

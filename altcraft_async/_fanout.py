@@ -1,0 +1,143 @@
+"""Fan-out: refresh many segments or resources at once, outcomes in completion order.
+
+An anyio task group runs the refreshes, a :class:`anyio.CapacityLimiter` keeps at most
+``concurrency`` of them in flight (started and not yet finished), and a memory stream hands
+outcomes to the consumer. The task group lives in one engine task, not in the consumer's
+``async for``: a task group must not span a ``yield``, and the engine can be cancelled from
+anywhere (``aclose()``, leaving an ``async with``, garbage collection of an abandoned
+iterator, or the client's ``aclose()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Generic, TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from attrs import frozen
+
+from ._errors import AltcraftError, InvalidRequestError
+from .models import CountersSnapshot
+
+__all__ = ["FanOut", "Outcome"]
+
+RefT = TypeVar("RefT")
+
+
+@frozen
+class Outcome(Generic[RefT]):
+    """The end of one refresh: its ``result`` or the ``error`` that stopped it."""
+
+    ref: RefT
+    result: list[CountersSnapshot] | None = None
+    error: AltcraftError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class FanOut(Generic[RefT]):
+    """Async iterator of :class:`Outcome`; also an async context manager that cleans up."""
+
+    def __init__(
+        self,
+        refs: Iterable[RefT],
+        run_one: Callable[[RefT], Awaitable[list[CountersSnapshot]]],
+        *,
+        concurrency: int,
+        fail_fast: bool,
+        on_start: Callable[[FanOut[RefT]], None],
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidRequestError(f"concurrency must be a positive int, got {concurrency!r}")
+        self._refs = refs
+        self._run_one = run_one
+        self._concurrency = concurrency
+        self._fail_fast = fail_fast
+        self._on_start = on_start
+        self._engine: asyncio.Task[None] | None = None
+        self._receive: MemoryObjectReceiveStream[Outcome[RefT]] | None = None
+
+    def __aiter__(self) -> FanOut[RefT]:
+        return self
+
+    async def __anext__(self) -> Outcome[RefT]:
+        if self._receive is None:
+            self._start()
+        assert self._receive is not None
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            await self.aclose()
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> FanOut[RefT]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _start(self) -> None:
+        send, self._receive = anyio.create_memory_object_stream[Outcome[RefT]](math.inf)
+        self._engine = asyncio.get_running_loop().create_task(self._run(send))
+        self._on_start(self)
+
+    async def _run(self, send: MemoryObjectSendStream[Outcome[RefT]]) -> None:
+        limiter = anyio.CapacityLimiter(self._concurrency)
+        async with send, anyio.create_task_group() as group:
+            for ref in self._refs:
+                token = object()
+                await limiter.acquire_on_behalf_of(token)
+                group.start_soon(self._one, ref, token, limiter, send, group)
+
+    async def _one(
+        self,
+        ref: RefT,
+        token: object,
+        limiter: anyio.CapacityLimiter,
+        send: MemoryObjectSendStream[Outcome[RefT]],
+        group: anyio.abc.TaskGroup,
+    ) -> None:
+        try:
+            outcome = Outcome(ref, result=await self._run_one(ref))
+        except AltcraftError as error:
+            outcome = Outcome(ref, error=error)
+        finally:
+            limiter.release_on_behalf_of(token)
+        send.send_nowait(outcome)
+        if self._fail_fast and outcome.error is not None:
+            group.cancel_scope.cancel()
+
+    def cancel(self) -> None:
+        """Cancel what is in flight without waiting (safe from ``__del__``)."""
+        engine = self._engine
+        if engine is not None and not engine.done():
+            engine.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel what is still in flight and wait until it has stopped."""
+        engine = self._engine
+        if engine is None:
+            return
+        if not engine.done():
+            engine.cancel()
+        await asyncio.wait({engine})
+        if self._receive is not None:
+            self._receive.close()
+        if not engine.cancelled() and engine.exception() is not None:
+            raise engine.exception()  # type: ignore[misc]
+
+    def __del__(self) -> None:
+        engine = self._engine
+        if engine is not None and not engine.done() and not engine.get_loop().is_closed():
+            engine.cancel()

@@ -1,0 +1,110 @@
+"""When to poll a task next: the poll policy as pure logic (h11 style: data in, numbers out).
+
+Nothing here sleeps or does I/O; the awaiter asks :meth:`PollPolicy.next_delay` how long to
+wait after each poll. The policy is *progress-aware*: a task's ``progress`` values tell how fast
+it moves, so the policy estimates when it will reach 100 and aims the next poll just after that
+(never beyond ``max_interval``). With no usable progress it falls back to capped exponential
+backoff. Most tasks then finish in two or three polls, where a fixed poller needs one per second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from attrs import field, frozen, validators
+
+__all__ = ["Backoff", "Observation", "PollPolicy"]
+
+#: One poll seen by the awaiter: (seconds since the task was created, progress 0..100 or None).
+Observation = tuple[float, float | None]
+
+_non_negative = validators.ge(0.0)
+
+
+@frozen
+class Backoff:
+    """Capped exponential backoff: ``initial * factor**n``, at most ``max_interval``.
+
+    ``jitter`` is the fraction of each delay that is randomised: 0 means exact delays, 1 means
+    "full jitter" (uniform between 0 and the delay), the AWS recipe for spreading retries.
+    """
+
+    initial: float = field(default=0.5, validator=validators.gt(0.0))
+    factor: float = field(default=2.0, validator=validators.ge(1.0))
+    max_interval: float = field(default=15.0, validator=validators.gt(0.0))
+    jitter: float = field(default=0.1, validator=[_non_negative, validators.le(1.0)])
+
+    def delay(self, attempt: int, rand: float = 0.5) -> float:
+        """The delay before retry/poll number ``attempt`` (0-based); ``rand`` is in [0, 1)."""
+        base = min(self.max_interval, self.initial * self.factor ** min(attempt, 64))
+        return base * (1.0 - self.jitter * rand)
+
+
+@frozen
+class PollPolicy:
+    """How the awaiter polls ``tasks/status``.
+
+    - ``backoff``: the schedule when progress says nothing (and its ``max_interval`` caps every
+      delay, estimated or not).
+    - ``timeout``: overall deadline of a wait in seconds (None: wait forever).
+    - ``max_attempts``: most polls per wait (None: unbounded).
+    - ``progress_aware``: estimate completion from ``progress``; off gives plain backoff.
+    - ``margin``: how far past the estimated completion to aim, as a fraction of the time
+      still to go, plus ``min_interval`` seconds so a poll never lands before the finish line.
+    """
+
+    backoff: Backoff = Backoff()
+    timeout: float | None = field(default=600.0)
+    max_attempts: int | None = field(default=None)
+    progress_aware: bool = True
+    margin: float = field(default=0.05, validator=_non_negative)
+    min_interval: float = field(default=0.05, validator=_non_negative)
+
+    @timeout.validator
+    def _check_timeout(self, attribute: object, value: float | None) -> None:
+        if value is not None and value <= 0:
+            raise ValueError(f"timeout must be positive or None, got {value}")
+
+    @max_attempts.validator
+    def _check_attempts(self, attribute: object, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError(f"max_attempts must be at least 1 or None, got {value}")
+
+    def first_delay(self) -> float:
+        """How long after the task was created to poll for the first time."""
+        return self.backoff.initial
+
+    def next_delay(self, observations: Sequence[Observation], rand: float = 0.5) -> float:
+        """Seconds to wait after the last observation before polling again.
+
+        ``observations`` are the polls so far, oldest first (at least one).
+        """
+        attempt = len(observations)
+        fallback = self.backoff.delay(attempt, rand)
+        if self.progress_aware:
+            estimate = self.estimate_remaining(observations)
+            if estimate is not None:
+                aimed = estimate * (1.0 + self.margin) + self.min_interval
+                return min(aimed, self.backoff.max_interval)
+        return max(fallback, self.min_interval)
+
+    @staticmethod
+    def estimate_remaining(observations: Sequence[Observation]) -> float | None:
+        """Seconds from the last observation until progress reaches 100, or None if unknown.
+
+        The rate is measured from the moment the task last stood at 0 (its creation, or the
+        last poll that still saw 0 because it was queued) to the latest poll, which averages
+        out noise in progress reports better than the last two polls alone.
+        """
+        last_time, last_progress = observations[-1]
+        if last_progress is None or not 0 < last_progress < 100:
+            return None
+        start_time = 0.0
+        for time, progress in observations:
+            if progress is not None and progress <= 0:
+                start_time = time
+        elapsed = last_time - start_time
+        if elapsed <= 0:
+            return None
+        rate = last_progress / elapsed
+        return (100.0 - last_progress) / rate

@@ -1,0 +1,81 @@
+"""Which failed requests to retry and when: the retry policy as pure logic.
+
+Reads and status polls are retried on connection errors, timeouts, 5xx, 429 and unreadable
+replies. Calls that *start* a task are not retried after the request may have reached the
+server (a retry could start a duplicate task) unless the caller opts in; they are retried when
+the request provably never left (connection refused) or was refused with 429.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from attrs import field, frozen, validators
+
+from ._errors import AltcraftError, DecodeError, HTTPStatusError, TransportError
+from ._poll import Backoff
+
+__all__ = ["RetryPolicy", "parse_retry_after"]
+
+
+_RETRY_BACKOFF = Backoff(initial=0.1, factor=2.0, max_interval=5.0, jitter=1.0)
+
+
+@frozen
+class RetryPolicy:
+    """Bounded retries with exponential backoff and full jitter.
+
+    - ``attempts``: tries in all, the first included.
+    - ``backoff``: delays between tries (full jitter by default).
+    - ``retry_after_cap``: longest ``Retry-After`` honoured; a longer one ends the retries.
+    - ``deadline``: seconds for all tries together (None: bounded by ``attempts`` only).
+    - ``retry_starts``: also retry task-starting calls after the request may have been sent.
+    """
+
+    attempts: int = field(default=4, validator=validators.ge(1))
+    backoff: Backoff = _RETRY_BACKOFF
+    retry_after_cap: float = 30.0
+    deadline: float | None = None
+    retry_starts: bool = False
+
+    def should_retry(self, error: AltcraftError, *, starts_task: bool) -> bool:
+        """Whether ``error`` is worth another try for a call of this kind."""
+        if isinstance(error, HTTPStatusError):
+            if error.status == 429:
+                return True
+            transient = error.status >= 500
+        elif isinstance(error, TransportError):
+            if not error.sent:
+                return True
+            transient = True
+        else:
+            transient = isinstance(error, DecodeError)
+        return transient and (not starts_task or self.retry_starts)
+
+    def delay(self, attempt: int, error: AltcraftError, rand: float, now: datetime) -> float | None:
+        """Seconds before try ``attempt + 1`` (0-based ``attempt`` just failed); None: give up."""
+        wait = self.backoff.delay(attempt, rand)
+        if isinstance(error, HTTPStatusError):
+            retry_after = parse_retry_after(error.headers.get("Retry-After"), now)
+            if retry_after is not None:
+                if retry_after > self.retry_after_cap:
+                    return None
+                wait = max(wait, retry_after)
+        return wait
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())

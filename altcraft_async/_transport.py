@@ -1,0 +1,256 @@
+"""The only module that touches aiohttp: send a prepared request, retry, rate-limit, map errors.
+
+Every aiohttp and OS exception is mapped to ours in :func:`_send_once`, so callers see only
+the tree of ``_errors``. The aiohttp session is created lazily inside the running loop (a
+client can be built outside one) and is bound to that loop from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import anyio
+
+from ._codec import Format
+from ._errors import (
+    AltcraftError,
+    ClientClosedError,
+    DecodeError,
+    HTTPStatusError,
+    RequestTimeoutError,
+    TransportError,
+)
+from ._retry import RetryPolicy
+from ._sansio import EndpointSpec, PreparedRequest, decode_reply
+
+__all__ = ["RateLimiter", "Transport"]
+
+logger = logging.getLogger("altcraft_async")
+
+#: Largest reply body read by default (the biggest documented replies are a few KB).
+DEFAULT_MAX_RESPONSE_SIZE = 8 * 1024 * 1024
+
+
+class RateLimiter:
+    """Requests per second shared by every call of a client (polls included).
+
+    Each request takes the next free slot on a schedule spaced ``1/rate`` apart. In adaptive
+    mode a 429 halves the rate (down to ``min_rate``) and each success wins back a little.
+    """
+
+    def __init__(self, rate: float, *, adaptive: bool = False, min_rate: float = 0.5) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        self.max_rate = rate
+        self.rate = rate
+        self.adaptive = adaptive
+        self.min_rate = min(min_rate, rate)
+        self._next_slot = 0.0
+
+    async def acquire(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / self.rate
+        if slot > now:
+            await anyio.sleep(slot - now)
+
+    def on_rate_limited(self) -> None:
+        if self.adaptive:
+            self.rate = max(self.min_rate, self.rate / 2)
+
+    def on_success(self) -> None:
+        if self.adaptive and self.rate < self.max_rate:
+            self.rate = min(self.max_rate, self.rate * 1.05)
+
+
+class Transport:
+    """Sends requests for one client: session lifecycle, timeouts, retries, rate limit."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        retry: RetryPolicy,
+        max_connections: int,
+        session: aiohttp.ClientSession | None = None,
+        ssl_context: ssl.SSLContext | bool = True,
+        rate_limiter: RateLimiter | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry
+        self.max_connections = max_connections
+        self.rate_limiter = rate_limiter
+        self.max_response_size = max_response_size
+        self._ssl = ssl_context
+        self._trace_configs = list(trace_configs)
+        self._headers = dict(headers or {})
+        self._session = session
+        self._owns_session = session is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._random = random.Random()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def session_open(self) -> bool:
+        """Whether this transport holds an open session it must close."""
+        return self._owns_session and self._session is not None and not self._session.closed
+
+    def _session_for_loop(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise ClientClosedError(
+                "the client is bound to another event loop; create one client per loop"
+            )
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                trace_configs=self._trace_configs or None,
+                headers=self._headers,
+            )
+        return self._session
+
+    def check_usable(self) -> None:
+        """Raise ClientClosedError now if the client cannot send from this loop."""
+        self._session_for_loop()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    def connections_in_use(self) -> int:
+        """Connections currently acquired by requests (0 when idle): for tests and benchmarks."""
+        session = self._session
+        if session is None or session.connector is None:
+            return 0
+        acquired = getattr(session.connector, "_acquired", ())
+        return len(acquired)
+
+    async def call(
+        self,
+        spec: EndpointSpec,
+        request: PreparedRequest,
+        fmt: Format,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Send ``request`` (retrying as the policy allows) and decode the reply."""
+        policy = retry or self.retry
+        session = self._session_for_loop()
+        per_try = timeout if timeout is not None else self.timeout
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return await self._send_once(session, spec, request, fmt, per_try, attempt)
+            except AltcraftError as error:
+                attempt += 1
+                if attempt >= policy.attempts or not policy.should_retry(
+                    error, starts_task=spec.starts_task
+                ):
+                    raise
+                delay = policy.delay(attempt - 1, error, self._random.random(), datetime.now(UTC))
+                if delay is None:
+                    raise
+                if policy.deadline is not None:
+                    left = policy.deadline - (time.monotonic() - started)
+                    if delay >= left:
+                        raise
+                logger.debug(
+                    "%s retry %d in %.3fs after %s", spec.name, attempt, delay, type(error).__name__
+                )
+                await anyio.sleep(delay)
+
+    async def _send_once(
+        self,
+        session: aiohttp.ClientSession,
+        spec: EndpointSpec,
+        request: PreparedRequest,
+        fmt: Format,
+        timeout: float,
+        attempt: int,
+    ) -> Any:
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
+        started = time.monotonic()
+        url = self.base_url + request.path
+        try:
+            async with session.post(
+                url,
+                data=request.body,
+                headers=request.headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                status = response.status
+                headers = response.headers
+                body = await self._read_body(response, spec)
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(
+                f"{spec.name}: cannot connect: {exc.os_error}", endpoint=spec.name, sent=False
+            ) from None
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise RequestTimeoutError(
+                f"{spec.name}: no reply within {timeout}s", endpoint=spec.name
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(
+                f"{spec.name}: {type(exc).__name__}: {exc}", endpoint=spec.name
+            ) from None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "POST %s status=%d attempt=%d elapsed=%.3fs",
+                spec.path,
+                status,
+                attempt + 1,
+                time.monotonic() - started,
+            )
+        limiter = self.rate_limiter
+        try:
+            result = decode_reply(spec, status, headers, body, fmt)
+        except HTTPStatusError as error:
+            if limiter is not None and error.status == 429:
+                limiter.on_rate_limited()
+            raise
+        if limiter is not None:
+            limiter.on_success()
+        return result
+
+    async def _read_body(self, response: aiohttp.ClientResponse, spec: EndpointSpec) -> bytes:
+        limit = self.max_response_size
+        length = response.content_length
+        if length is not None:
+            if length > limit:
+                raise DecodeError(f"reply of {length} bytes exceeds {limit}", endpoint=spec.name)
+            return await response.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > limit:
+                raise DecodeError(f"reply exceeds {limit} bytes", endpoint=spec.name)
+            chunks.append(chunk)
+        return b"".join(chunks)

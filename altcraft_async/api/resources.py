@@ -1,0 +1,83 @@
+"""``client.resources``: recount a resource's subscription statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .._awaiter import DEFAULT, ProgressCallback, Task
+from .._fanout import FanOut
+from .._poll import PollPolicy
+from .._retry import RetryPolicy
+from ..models import CountersSnapshot, Feedback, ResourceRef
+from ._base import Caller
+from ._specs import RESOURCES_REFRESH_COUNTERS
+
+__all__ = ["ResourcesAPI"]
+
+
+class ResourcesAPI:
+    """Resource counters (``resources/refresh_counters``)."""
+
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
+
+    async def refresh_counters(
+        self,
+        *,
+        resource_id: int,
+        database_id: int,
+        feedback: Feedback | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Task:
+        """``POST resources/refresh_counters``: start a recount; returns the task handle.
+
+        With ``feedback`` the platform also POSTs the statistics to ``feedback.url`` when done.
+        Not retried after the request may have reached the server unless
+        ``retry.retry_starts`` is set. Raises InvalidRequestError (nothing sent), APIError
+        subclasses, TransportError, HTTPStatusError, DecodeError.
+        """
+        ref = await self._caller.call(
+            RESOURCES_REFRESH_COUNTERS,
+            {"resource_id": resource_id, "database_id": database_id, "feedback": feedback},
+            timeout=timeout,
+            retry=retry,
+        )
+        return self._caller.new_task(ref.task_id, RESOURCES_REFRESH_COUNTERS, "resource")
+
+    async def refresh_and_wait(
+        self,
+        *,
+        resource_id: int,
+        database_id: int,
+        feedback: Feedback | None = None,
+        timeout: float | None = DEFAULT,
+        policy: PollPolicy | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[CountersSnapshot]:
+        """Refresh and wait for the new counters (see :meth:`Task.wait` for the errors)."""
+        task = await self.refresh_counters(
+            resource_id=resource_id, database_id=database_id, feedback=feedback
+        )
+        return await task.wait(timeout=timeout, policy=policy, on_progress=on_progress)
+
+    def refresh_many(
+        self,
+        refs: Iterable[ResourceRef],
+        *,
+        concurrency: int = 50,
+        timeout: float | None = DEFAULT,
+        policy: PollPolicy | None = None,
+        fail_fast: bool = False,
+    ) -> FanOut[ResourceRef]:
+        """Refresh many resources; outcomes in completion order (as ``segments.refresh_many``)."""
+
+        async def run_one(ref: ResourceRef) -> list[CountersSnapshot]:
+            return await self.refresh_and_wait(
+                resource_id=ref.resource_id,
+                database_id=ref.database_id,
+                timeout=timeout,
+                policy=policy,
+            )
+
+        return self._caller.fan_out(refs, run_one, concurrency=concurrency, fail_fast=fail_fast)

@@ -1,0 +1,60 @@
+"""``client.tasks``: the status of a task, and waiting on a task id stored elsewhere."""
+
+from __future__ import annotations
+
+from .._awaiter import DEFAULT, ProgressCallback, Task, parse_resume_token
+from .._errors import InvalidRequestError
+from .._poll import PollPolicy
+from .._retry import RetryPolicy
+from ..models import CountersSnapshot, TaskStatus
+from ._base import Caller
+from ._specs import SPECS_BY_NAME, TASKS_STATUS
+
+__all__ = ["TasksAPI"]
+
+
+class TasksAPI:
+    """Tasks (``tasks/status``) and the awaiter for ids kept across restarts."""
+
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
+
+    async def status(
+        self, task_id: str, *, timeout: float | None = None, retry: RetryPolicy | None = None
+    ) -> TaskStatus:
+        """``POST tasks/status``: one status request (retried as a read).
+
+        Raises InvalidRequestError (empty id), APIError subclasses, TransportError,
+        HTTPStatusError, DecodeError.
+        """
+        result: TaskStatus = await self._caller.call(
+            TASKS_STATUS, {"task_id": task_id}, timeout=timeout, retry=retry
+        )
+        return result
+
+    def task(self, task_id: str) -> Task:
+        """A handle on an existing task id (e.g. one stored in a database)."""
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise InvalidRequestError(f"task_id must be a non-empty str, got {task_id!r}")
+        return self._caller.new_task(task_id, TASKS_STATUS, "")
+
+    def resume(self, resume_token: str) -> Task:
+        """The handle of a task from its :meth:`Task.resume_token`, in any process."""
+        data = parse_resume_token(resume_token)
+        spec = SPECS_BY_NAME.get(data.get("endpoint", ""), TASKS_STATUS)
+        return self._caller.new_task(
+            data["task_id"], spec, str(data.get("kind", "")), created=data["created"]
+        )
+
+    async def wait_counters(
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = DEFAULT,
+        policy: PollPolicy | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[CountersSnapshot]:
+        """Wait for a refresh task by id and return its counters (see :meth:`Task.wait`)."""
+        return await self.task(task_id).wait(
+            timeout=timeout, policy=policy, on_progress=on_progress
+        )
