@@ -115,6 +115,12 @@ def parse(body: bytes, fmt: Format, *, endpoint: str = "") -> dict[str, Any]:
 
 def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
     body = body.lstrip()
+    # UTF-16/32 bodies always hold NUL bytes (UTF-8 XML never does): refusing them keeps the
+    # DTD check below honest, since it can only see an ASCII-compatible ``<!DOCTYPE``.
+    if b"\x00" in body:
+        raise DecodeError(
+            "XML that is not UTF-8 is refused", endpoint=endpoint, excerpt=excerpt(body)
+        ) from None
     if _DTD.search(body):
         raise DecodeError(
             "XML with a DTD is refused", endpoint=endpoint, excerpt=excerpt(body)
@@ -124,13 +130,22 @@ def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
     except ET.ParseError as exc:
         message = f"invalid XML: {exc}"
         raise DecodeError(message, endpoint=endpoint, excerpt=excerpt(body)) from None
-    plain = _element(root, 0, endpoint)
+    try:
+        plain = _element(root, 0, endpoint)
+    except _TooDeep:
+        raise DecodeError(
+            f"XML nested deeper than {MAX_DEPTH} levels", endpoint=endpoint, excerpt=excerpt(body)
+        ) from None
     return plain if isinstance(plain, dict) else None
+
+
+class _TooDeep(Exception):
+    """Raised by :func:`_element` past ``MAX_DEPTH``; turned into a DecodeError with an excerpt."""
 
 
 def _element(element: ET.Element, depth: int, endpoint: str) -> Any:
     if depth > MAX_DEPTH:
-        raise DecodeError(f"XML nested deeper than {MAX_DEPTH} levels", endpoint=endpoint)
+        raise _TooDeep
     if len(element) == 0:
         text = element.text
         if text is None:
@@ -247,10 +262,14 @@ def _sequence_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any]
     return factory
 
 
+_XML_INT = re.compile(r"[+-]?[0-9]+")
+_XML_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _lenient_int(value: Any, _: type) -> int:
     if type(value) is int:
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and _XML_INT.fullmatch(value):
         return int(value)
     raise _fail(value, "an integer")
 
@@ -258,7 +277,7 @@ def _lenient_int(value: Any, _: type) -> int:
 def _lenient_float(value: Any, _: type) -> float:
     if type(value) in (int, float):
         return float(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and _XML_FLOAT.fullmatch(value):
         return float(value)
     raise _fail(value, "a number")
 
@@ -328,8 +347,13 @@ def _unstructure_numeric(value: NumericProperty) -> dict[str, Any]:
 _CONVERTERS = {"json": _make_converter(lenient=False), "xml": _make_converter(lenient=True)}
 
 
-def structure(data: Any, cls: type[T] | Any, fmt: Format, *, endpoint: str = "") -> T:
-    """Type plain data as ``cls`` (an attrs class or e.g. ``list[Model]``) or raise DecodeError."""
+def structure(
+    data: Any, cls: type[T] | Any, fmt: Format, *, endpoint: str = "", excerpt: str = ""
+) -> T:
+    """Type plain data as ``cls`` (an attrs class or e.g. ``list[Model]``) or raise DecodeError.
+
+    ``excerpt`` (the start of the reply body) goes into the error, as for parse errors.
+    """
     try:
         result: T = _CONVERTERS[fmt].structure(data, cls)
     except DecodeError:
@@ -338,6 +362,7 @@ def structure(data: Any, cls: type[T] | Any, fmt: Format, *, endpoint: str = "")
         raise DecodeError(
             f"reply data does not fit {getattr(cls, '__name__', cls)}: {type(exc).__name__}: {exc}",
             endpoint=endpoint,
+            excerpt=excerpt,
         ) from None
     return result
 

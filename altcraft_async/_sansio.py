@@ -77,11 +77,17 @@ class PreparedRequest:
         return f"PreparedRequest(endpoint={self.endpoint!r}, path={self.path!r}, body=<hidden>)"
 
 
+#: Ids are 64-bit on the platform (and JSON encoding refuses larger ints).
+_MAX_ID = 2**63 - 1
+
+
 def _positive_int(name: str, wire: str, value: Any) -> Mapping[str, Any]:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequestError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise InvalidRequestError(f"{name} must be positive, got {value}")
+    if value > _MAX_ID:
+        raise InvalidRequestError(f"{name} must fit in 64 bits, got {value}")
     return {wire: value}
 
 
@@ -208,7 +214,9 @@ def decode_reply(
         )
     if not ok_status:
         raise _status_error(spec, status, headers, body)
-    return structure(envelope.get("data"), spec.response, fmt, endpoint=spec.name)
+    return structure(
+        envelope.get("data"), spec.response, fmt, endpoint=spec.name, excerpt=excerpt(body)
+    )
 
 
 def _error_code(value: Any) -> int | None:

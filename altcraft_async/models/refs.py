@@ -14,8 +14,8 @@ __all__ = ["Feedback", "ResourceRef", "SegmentRef"]
 
 def _positive_id(instance: object, attribute: Any, value: Any) -> None:
     name = getattr(attribute, "name", "id")
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidRequestError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 2**63 - 1:
+        raise InvalidRequestError(f"{name} must be a positive 64-bit int, got {value!r}")
 
 
 def _optional_positive_id(instance: object, attribute: Any, value: Any) -> None:

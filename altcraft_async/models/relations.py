@@ -58,11 +58,22 @@ class Match:
     }
 
     def __attrs_post_init__(self) -> None:
-        wanted = self._MODES.get(self.mode)
+        wanted = self._MODES.get(self.mode) if isinstance(self.mode, str) else None
         if wanted is None:
             raise InvalidRequestError(f"unknown matching mode {self.mode!r}")
-        if tuple(name for name, _ in self.fields) != wanted:
+        pairs = isinstance(self.fields, tuple) and all(
+            isinstance(pair, tuple) and len(pair) == 2 for pair in self.fields
+        )
+        if not pairs or tuple(name for name, _ in self.fields) != wanted:
             raise InvalidRequestError(f"matching {self.mode!r} takes exactly {wanted}")
+        # Values are checked here too, so the plain constructor cannot bypass the class methods.
+        for name, value in self.fields:
+            if name == "email":
+                _email(value)
+            elif name == "field_value":
+                _field_value(value)
+            else:
+                _non_empty_text(value, name)
 
     @classmethod
     def email(cls, email: str) -> Match:
@@ -86,11 +97,7 @@ class Match:
     def custom(cls, field_name: str, field_value: str | int) -> Match:
         """Match by a custom profile field (tags: ``"tag-1, tag-2"``)."""
         name = _non_empty_text(field_name, "field_name")
-        if isinstance(field_value, bool) or not isinstance(field_value, str | int):
-            raise InvalidRequestError("field_value must be a str or an int")
-        if isinstance(field_value, str) and not field_value.strip():
-            raise InvalidRequestError("field_value must not be empty")
-        return cls("custom", (("field_name", name), ("field_value", field_value)))
+        return cls("custom", (("field_name", name), ("field_value", _field_value(field_value))))
 
     def wire_params(self) -> dict[str, str | int]:
         """The request parameters of this matching: ``matching`` plus its fields."""
@@ -102,3 +109,11 @@ def _email(value: object) -> str:
     if "@" not in text:
         raise InvalidRequestError(f"email must contain '@', got {text!r}")
     return text
+
+
+def _field_value(value: object) -> str | int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRequestError("field_value must be a str or an int")
+    if isinstance(value, str) and not value.strip():
+        raise InvalidRequestError("field_value must not be empty")
+    return value

@@ -1,0 +1,113 @@
+"""The poll policy and backoff as pure logic: table-driven, no event loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from altcraft_async import Backoff, PollPolicy
+
+
+@pytest.mark.parametrize(
+    ("backoff", "attempt", "rand", "expected"),
+    [
+        (Backoff(initial=0.5, factor=2.0, max_interval=15.0, jitter=0.0), 0, 0.9, 0.5),
+        (Backoff(initial=0.5, factor=2.0, max_interval=15.0, jitter=0.0), 3, 0.9, 4.0),
+        (Backoff(initial=0.5, factor=2.0, max_interval=15.0, jitter=0.0), 10, 0.9, 15.0),
+        (Backoff(initial=0.5, factor=2.0, max_interval=15.0, jitter=0.0), 10_000, 0.0, 15.0),
+        # full jitter: uniform between 0 and the delay
+        (Backoff(initial=1.0, factor=2.0, max_interval=15.0, jitter=1.0), 2, 0.25, 3.0),
+        (Backoff(initial=1.0, factor=2.0, max_interval=15.0, jitter=1.0), 2, 0.0, 4.0),
+        # 10 % jitter only shortens a delay by up to a tenth
+        (Backoff(initial=1.0, factor=3.0, max_interval=100.0, jitter=0.1), 1, 0.5, 2.85),
+    ],
+)
+def test_backoff_delay(backoff: Backoff, attempt: int, rand: float, expected: float) -> None:
+    assert backoff.delay(attempt, rand) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"initial": 0}, {"factor": 0.5}, {"max_interval": 0}, {"jitter": 1.5}, {"jitter": -0.1}],
+)
+def test_backoff_rejects_bad_values(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Backoff(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"timeout": 0}, {"timeout": -1}, {"max_attempts": 0}, {"margin": -0.1}]
+)
+def test_poll_policy_rejects_bad_values(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        PollPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("observations", "expected"),
+    [
+        # 20 % after 1 s from creation: 80 % to go at 20 %/s
+        ([(1.0, 20.0)], 4.0),
+        # queued until 2 s, then 25 % in 1 s: the rate counts from the last 0
+        ([(1.0, 0.0), (2.0, 0.0), (3.0, 25.0)], 3.0),
+        ([(1.0, 10.0), (2.0, 50.0)], 2.0),
+        # no information: not started, no progress field, already 100, nonsense
+        ([(1.0, 0.0)], None),
+        ([(1.0, None)], None),
+        ([(1.0, 100.0)], None),
+        ([(0.0, 30.0)], None),
+    ],
+)
+def test_estimate_remaining(
+    observations: list[tuple[float, float | None]], expected: float | None
+) -> None:
+    estimate = PollPolicy.estimate_remaining(observations)
+    if expected is None:
+        assert estimate is None
+    else:
+        assert estimate == pytest.approx(expected)
+
+
+def test_progress_aware_delay_aims_just_after_estimated_completion() -> None:
+    policy = PollPolicy(margin=0.05, min_interval=0.05)
+    # 20 % after 1 s: done at 5 s, i.e. 4 s after the poll; aim 4 * 1.05 + 0.05 later
+    assert policy.next_delay([(1.0, 20.0)]) == pytest.approx(4.25)
+
+
+def test_progress_aware_delay_never_exceeds_max_interval() -> None:
+    policy = PollPolicy(backoff=Backoff(max_interval=2.0))
+    assert policy.next_delay([(1.0, 1.0)]) == 2.0
+
+
+def test_without_progress_the_policy_backs_off_exponentially() -> None:
+    policy = PollPolicy(backoff=Backoff(initial=0.5, factor=2.0, max_interval=3.0, jitter=0.0))
+    delays = [policy.next_delay([(1.0, None)] * n) for n in range(1, 6)]
+    assert delays == [1.0, 2.0, 3.0, 3.0, 3.0]
+
+
+def test_progress_awareness_can_be_switched_off() -> None:
+    policy = PollPolicy(
+        backoff=Backoff(initial=0.5, factor=2.0, jitter=0.0), progress_aware=False
+    )
+    assert policy.next_delay([(1.0, 20.0)]) == 1.0
+
+
+def test_first_poll_comes_after_the_initial_delay() -> None:
+    assert PollPolicy(backoff=Backoff(initial=0.3)).first_delay() == 0.3
+
+
+def test_linear_task_is_found_done_in_two_polls() -> None:
+    """Simulate a task whose progress grows linearly: the second poll lands after the finish."""
+    policy = PollPolicy()
+    for duration in (0.7, 1.3, 2.0, 3.5, 5.0):
+        clock = policy.first_delay()
+        observations: list[tuple[float, float | None]] = []
+        polls = 0
+        while True:
+            polls += 1
+            progress = min(100.0, 100.0 * clock / duration)
+            observations.append((clock, progress))
+            if progress >= 100.0:
+                break
+            clock += policy.next_delay(observations)
+        assert polls <= 2, duration
+        assert clock - duration <= 0.05 * duration + policy.min_interval + 1e-9
