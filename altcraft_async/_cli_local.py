@@ -1,0 +1,178 @@
+"""CLI commands that run on this machine with the embedded fake: ``demo`` and ``fake-server``.
+
+They import :mod:`altcraft_async.testing` when they run, so the rest of the command line
+(and the core package) never loads the fake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from typing import Any
+
+from attrs import asdict
+
+from ._client import AltcraftClient
+from ._fanout import Outcome
+from .models import CountersSnapshot, SegmentRef
+
+__all__ = ["add_local_commands"]
+
+
+def add_local_commands(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="refresh every segment of a seeded fake platform, with no account needed",
+        description=(
+            "Start the embedded fake Altcraft platform with seeded data, refresh the counters of "
+            "every segment at once through the SDK's awaiter, and print the counters and a "
+            "summary."
+        ),
+    )
+    demo.add_argument("--format", choices=("json", "xml"), default="json", help="wire format")
+    demo.add_argument("--profiles", type=int, default=30_000)
+    demo.add_argument("--segments", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--concurrency", type=int, default=1000, help="refreshes in flight")
+    demo.add_argument(
+        "--min-task", type=float, default=0.5, help="shortest task duration (seconds)"
+    )
+    demo.add_argument("--max-task", type=float, default=5.0, help="longest task duration")
+    demo.add_argument("--rows", type=int, default=15, help="table rows to print (0: all)")
+    demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    demo.set_defaults(runner=run_demo)
+
+    server = commands.add_parser(
+        "fake-server",
+        help="run the fake Altcraft platform standalone on a host/port",
+        description="Run the fake platform; the options are those of "
+        "'python -m altcraft_async.testing --help'.",
+        add_help=False,
+    )
+    server.add_argument("options", nargs=argparse.REMAINDER)
+    server.set_defaults(sync_runner=run_fake_server)
+
+
+def run_fake_server(args: argparse.Namespace) -> int:
+    from .testing.__main__ import main
+
+    main(args.options)
+    return 0
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    from .cli import ProgressBar, UsageError, format_table, to_json
+    from .testing import FakeAltcraft, TaskPlan
+
+    if not 0 < args.min_task <= args.max_task:
+        raise UsageError("need 0 < --min-task <= --max-task")
+    low, high = args.min_task, args.max_task
+
+    def plan(rng: random.Random) -> TaskPlan:
+        return TaskPlan.after_seconds(rng.uniform(low, high))
+
+    out = sys.stderr
+    built = time.perf_counter()
+    fake = FakeAltcraft.seeded(
+        profiles=args.profiles, segments=args.segments, seed=args.seed, task_plan=plan
+    )
+    print(
+        f"fake platform: {args.profiles} profiles, {len(fake.platform.segments)} segments, "
+        f"built in {time.perf_counter() - built:.2f}s",
+        file=out,
+    )
+    async with fake:
+        refs = [SegmentRef(s, r, d) for s, r, d in fake.platform.segment_refs()]
+        outcomes: list[Outcome[SegmentRef]] = []
+        bar = ProgressBar(len(refs), out, label="refreshing ")
+        started = time.perf_counter()
+        async with AltcraftClient(fake.url, token=fake.token, format=args.format) as client:
+            async with client.segments.refresh_many(refs, concurrency=args.concurrency) as run:
+                async for outcome in run:
+                    outcomes.append(outcome)
+                    bar.update(len(outcomes))
+            bar.close()
+            wall = time.perf_counter() - started
+        stats = fake.stats
+        tasks = list(fake.tasks.values())
+        durations = [t.done_at - t.created_at for t in tasks if t.done_at is not None]
+        latencies = [t.notice_latency for t in tasks if t.notice_latency is not None]
+        verified = sum(1 for o in outcomes if o.result and _matches(fake, o.ref, o.result))
+    failed = [o for o in outcomes if o.error is not None]
+    polls = stats.by_endpoint.get("tasks/status", 0)
+    summary = {
+        "format": args.format,
+        "tasks": len(refs),
+        "succeeded": len(outcomes) - len(failed),
+        "failed": len(failed),
+        "verified_against_fake": verified,
+        "wall_s": round(wall, 3),
+        "longest_task_s": round(max(durations, default=0.0), 3),
+        "requests": stats.requests,
+        "status_polls_per_task": round(polls / max(len(refs), 1), 2),
+        "notice_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "max_requests_in_flight": stats.max_concurrent,
+    }
+    if args.json:
+        rows = [_row(o) for o in sorted(outcomes, key=_order)]
+        print(to_json({"summary": summary, "segments": rows}))
+    else:
+        headers = ("segment", "resource", "database", "channel", "all", "subscribed_sendable")
+        table_rows: list[list[Any]] = []
+        shown = sorted(outcomes, key=_order)
+        if args.rows:
+            shown = shown[: args.rows]
+        for outcome in shown:
+            ref = outcome.ref
+            for snapshot in outcome.result or ():
+                for channel in snapshot.channels:
+                    table_rows.append(
+                        [
+                            ref.segment_id,
+                            ref.resource_id,
+                            ref.database_id,
+                            channel.channel,
+                            channel.status.all,
+                            channel.status.subscribed_sendable,
+                        ]
+                    )
+        print(format_table(headers, table_rows))
+        if args.rows and len(outcomes) > args.rows:
+            print(f"... {len(outcomes) - args.rows} more refreshes (--rows 0 shows all)")
+        print()
+        print(format_table(("summary", "value"), list(summary.items())))
+    for outcome in failed[:5]:
+        print(f"failed: {outcome.ref}: {outcome.error}", file=out)
+    return 1 if failed else 0
+
+
+def _order(outcome: Outcome[SegmentRef]) -> tuple[int, int]:
+    return outcome.ref.segment_id, outcome.ref.resource_id
+
+
+def _row(outcome: Outcome[SegmentRef]) -> dict[str, Any]:
+    return {
+        "segment_id": outcome.ref.segment_id,
+        "resource_id": outcome.ref.resource_id,
+        "database_id": outcome.ref.database_id,
+        "result": outcome.result,
+        "error": str(outcome.error) if outcome.error else None,
+    }
+
+
+def _matches(fake: Any, ref: SegmentRef, result: list[CountersSnapshot]) -> bool:
+    """Whether the SDK's decoded counters equal what the fake computes from its data."""
+    expected = fake.platform.segment_counters(ref.segment_id, ref.resource_id)
+    got = {
+        channel.channel: {
+            name: value
+            for name, value in asdict(channel.status).items()
+            if value is not None and name in expected.get(channel.channel, {})
+        }
+        for snapshot in result
+        for channel in snapshot.channels
+    }
+    return bool(got) and got == expected

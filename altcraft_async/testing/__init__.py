@@ -1,0 +1,40 @@
+"""A stateful fake Altcraft platform for tests, benchmarks and demos (think moto for AWS).
+
+``FakeAltcraft`` serves the SDK's endpoints over real HTTP from an in-memory :class:`Platform`
+whose counters are computed from profile data; refresh tasks follow a :class:`TaskPlan` on a
+real, sped-up or manual clock; faults are scripted or random; every request is recorded.
+The core package never imports this one: it is only for tests and tooling.
+
+    async with FakeAltcraft.seeded(profiles=10_000, clock="manual") as fake:
+        ...  # point a client at fake.url with fake.token
+"""
+
+from ._clock import Clock, ManualClock, RealClock
+from ._faults import ANY_PATH, Fault, Faults
+from ._platform import STATUSES, Platform, PlatformError, Profile, QueueRow, Rule, Snapshot
+from ._recording import RequestRecord, Stats
+from ._server import FakeAltcraft
+from ._tasks import TaskPlan, TaskRecord
+from ._webhooks import WebhookRecord
+
+__all__ = [
+    "ANY_PATH",
+    "STATUSES",
+    "Clock",
+    "FakeAltcraft",
+    "Fault",
+    "Faults",
+    "ManualClock",
+    "Platform",
+    "PlatformError",
+    "Profile",
+    "QueueRow",
+    "RealClock",
+    "RequestRecord",
+    "Rule",
+    "Snapshot",
+    "Stats",
+    "TaskPlan",
+    "TaskRecord",
+    "WebhookRecord",
+]

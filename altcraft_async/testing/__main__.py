@@ -1,0 +1,79 @@
+"""Run the fake platform standalone: ``python -m altcraft_async.testing --port 8080``.
+
+Useful for demos and for trying a client by hand. The platform is the seeded one; tasks take a
+random 0.5-5 s (virtual; see ``--time-scale``) unless ``--plan`` says otherwise. Tokens are
+never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+
+from ._server import FakeAltcraft
+from ._tasks import PlanSource, TaskPlan
+
+
+def _realistic(rng: random.Random) -> TaskPlan:
+    return TaskPlan.after_seconds(rng.uniform(0.5, 5))
+
+
+def _plan(text: str) -> PlanSource:
+    """``realistic``, ``immediate``, ``never``, ``polls:N`` or ``seconds:T``."""
+    fixed: dict[str, PlanSource] = {
+        "realistic": _realistic,
+        "immediate": TaskPlan.immediate(),
+        "never": TaskPlan.never(),
+    }
+    if text in fixed:
+        return fixed[text]
+    kind, _, value = text.partition(":")
+    if kind == "polls":
+        return TaskPlan.after_polls(int(value))
+    if kind == "seconds":
+        return TaskPlan.after_seconds(float(value))
+    raise argparse.ArgumentTypeError(f"unknown plan {text!r}")
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m altcraft_async.testing", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--token", default="test-token")
+    parser.add_argument("--admin-token", default="admin-token")
+    parser.add_argument("--profiles", type=int, default=10_000)
+    parser.add_argument("--segments", type=int, default=50)
+    parser.add_argument("--resources", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--plan", type=_plan, default=_realistic, help=_plan.__doc__)
+    return parser.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = FakeAltcraft.seeded(
+        profiles=args.profiles,
+        segments=args.segments,
+        resources=args.resources,
+        seed=args.seed,
+        token=args.token,
+        admin_token=args.admin_token,
+        task_plan=args.plan,
+        time_scale=args.time_scale,
+        host=args.host,
+        port=args.port,
+    )
+    async with fake:
+        print(f"fake Altcraft on {fake.url} ({fake.platform!r}); Ctrl-C stops it", flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(_arguments(argv)))
+
+
+if __name__ == "__main__":
+    main()

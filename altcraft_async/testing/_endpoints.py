@@ -1,0 +1,223 @@
+"""The six endpoints: validate wire parameters, then act on the platform and the task book.
+
+Parameter names are the wire names of the documentation, drift included (``list_id`` for
+``segments/get_counters``, ``db_id`` for ``segments/refresh_counters``, ``id`` + ``list_id`` for
+``resources/refresh_counters``). Integers may arrive as JSON numbers or as digit strings (XML
+has no numbers). Any problem raises :class:`ApiError`; unknown ids are errors 400 naming the id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+from attrs import frozen
+
+from ._clock import Clock
+from ._platform import GROUPS, Platform, PlatformError, Segment
+from ._tasks import TaskBook
+
+__all__ = ["ENDPOINTS", "ApiError", "Context", "Endpoint", "serve"]
+
+_MATCHING_FIELDS: dict[str, tuple[str, ...]] = {
+    "email": ("email",),
+    "email_profile": ("email",),
+    "phone": ("phone",),
+    "profile_id": ("profile_id",),
+    "custom": ("field_name", "field_value"),
+}
+
+
+class ApiError(Exception):
+    """An envelope error: ``error`` = ``code``, ``error_text`` = ``text``."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code}: {text}")
+        self.code = code
+        self.text = text
+
+
+@frozen
+class Context:
+    platform: Platform
+    tasks: TaskBook
+    clock: Clock
+
+
+@frozen
+class Endpoint:
+    """How to serve one path; ``admin`` endpoints need the admin token."""
+
+    handler: Callable[[Context, Mapping[str, Any]], Any]
+    admin: bool = False
+    starts_task: bool = False
+
+
+def _int(params: Mapping[str, Any], name: str, *, required: bool = True) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        if required:
+            raise ApiError(400, f"{name} is required")
+        return None
+    if isinstance(value, bool):
+        raise ApiError(400, f"{name} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ApiError(400, f"{name} must be an integer, got {value!r}")
+
+
+def _req_int(params: Mapping[str, Any], name: str) -> int:
+    value = _int(params, name)
+    assert value is not None  # required=True never returns None
+    return value
+
+
+def _str(params: Mapping[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ApiError(400, f"{name} must be a string, got {value!r}")
+    return str(value)
+
+
+def _segment_and_database(
+    platform: Platform, segment_id: int, database_param: str, database_id: int | None
+) -> tuple[Segment, int]:
+    segment = platform.segment(segment_id)
+    if database_id is None:
+        if segment.dynamic:
+            raise ApiError(400, f"{database_param} is required for dynamic segment {segment_id}")
+        return segment, segment.database_id
+    if database_id != segment.database_id:
+        raise ApiError(400, f"segment {segment_id} does not belong to database {database_id}")
+    return segment, database_id
+
+
+def get_counters(ctx: Context, params: Mapping[str, Any]) -> Any:
+    segment_id = _req_int(params, "id")
+    resource_id = _req_int(params, "resource_id")
+    segment, database_id = _segment_and_database(
+        ctx.platform, segment_id, "list_id", _int(params, "list_id", required=False)
+    )
+    ctx.platform.check_link(resource_id, database_id)
+    at = ctx.clock.wall(ctx.clock.now())
+    return ctx.platform.last_snapshot(segment.id, resource_id, at).sendable_wire()
+
+
+def refresh_segment(ctx: Context, params: Mapping[str, Any]) -> Any:
+    segment_id = _req_int(params, "id")
+    resource_id = _req_int(params, "resource_id")
+    _, database_id = _segment_and_database(
+        ctx.platform, segment_id, "db_id", _int(params, "db_id", required=False)
+    )
+    ctx.platform.check_link(resource_id, database_id)
+    record = ctx.tasks.create(
+        "segment", segment_id=segment_id, resource_id=resource_id, database_id=database_id
+    )
+    return {"task_id": record.task_id}
+
+
+def refresh_resource(ctx: Context, params: Mapping[str, Any]) -> Any:
+    resource_id = _req_int(params, "id")
+    database_id = _req_int(params, "list_id")
+    ctx.platform.check_link(resource_id, database_id)
+    url = kind = None
+    feedback = params.get("feedback")
+    if feedback is not None:
+        if not isinstance(feedback, Mapping):
+            raise ApiError(400, "feedback must be an object with type and url")
+        url = _str(feedback, "url")
+        kind = _str(feedback, "type") or "JSON"
+        parts = urlsplit(url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ApiError(400, f"feedback.url must be an absolute http(s) URL, got {url!r}")
+    record = ctx.tasks.create(
+        "resource",
+        resource_id=resource_id,
+        database_id=database_id,
+        feedback_url=url,
+        feedback_type=kind,
+    )
+    return {"task_id": record.task_id}
+
+
+def task_status(ctx: Context, params: Mapping[str, Any]) -> Any:
+    task_id = _str(params, "task_id")
+    if task_id is None:
+        raise ApiError(400, "task_id is required")
+    try:
+        return ctx.tasks.poll(task_id)
+    except KeyError:
+        raise ApiError(400, f"task {task_id} not found") from None
+
+
+def relation_counter(ctx: Context, params: Mapping[str, Any]) -> Any:
+    relation = ctx.platform.relation(_req_int(params, "rel_id"))
+    matching = _str(params, "matching") or _implied_matching(params)
+    wanted = _MATCHING_FIELDS.get(matching)
+    if wanted is None:
+        raise ApiError(400, f"matching must be one of {sorted(_MATCHING_FIELDS)}, got {matching!r}")
+    values = {name: _str(params, name) for name in wanted}
+    for name, value in values.items():
+        if value is None:
+            raise ApiError(400, f"{name} is required for matching {matching!r}")
+    resource_id = _int(params, "resource_id", required=False)
+    if resource_id is not None:
+        ctx.platform.resource(resource_id)
+    database_id = relation.database_id
+    if matching == "custom":
+        profile_id = ctx.platform.find_by_field(
+            database_id, cast(str, values["field_name"]), cast(str, values["field_value"])
+        )
+    else:
+        by = cast(Literal["email", "phone", "profile_id"], wanted[0])
+        profile_id = ctx.platform.find_profile(database_id, by=by, value=cast(str, values[by]))
+    if profile_id is None:
+        raise ApiError(400, f"profile not found in database {database_id}")
+    return ctx.platform.relation_info(relation.id, profile_id)
+
+
+def _implied_matching(params: Mapping[str, Any]) -> str:
+    """Without ``matching``, the field sent decides (the documented example sends only
+    ``profile_id``); the documented default, ``email``, applies when none is sent."""
+    for mode in ("profile_id", "phone", "custom"):
+        if params.get(_MATCHING_FIELDS[mode][0]) is not None:
+            return mode
+    return "email"
+
+
+def queue_stats(ctx: Context, params: Mapping[str, Any]) -> Any:
+    sender_id = _req_int(params, "id")
+    group = _str(params, "group") or "total"
+    if group not in GROUPS:
+        raise ApiError(400, f"group must be one of {list(GROUPS)}, got {group!r}")
+    return ctx.platform.queue_stats(
+        sender_id,
+        account_id=_int(params, "account_id", required=False) or None,
+        campaign_id=_int(params, "campaign_id", required=False) or None,
+        isp=_str(params, "isp"),
+        group=group,
+    )
+
+
+#: Served paths, exactly as documented (``admin/senders/queue/stats/`` keeps its slash).
+ENDPOINTS: dict[str, Endpoint] = {
+    "segments/get_counters": Endpoint(get_counters),
+    "segments/refresh_counters": Endpoint(refresh_segment, starts_task=True),
+    "resources/refresh_counters": Endpoint(refresh_resource, starts_task=True),
+    "tasks/status": Endpoint(task_status),
+    "relations/get_counter": Endpoint(relation_counter),
+    "admin/senders/queue/stats/": Endpoint(queue_stats, admin=True),
+}
+
+
+def serve(endpoint: Endpoint, ctx: Context, params: Mapping[str, Any]) -> Any:
+    """Run a handler; platform lookups that fail become error 400."""
+    try:
+        return endpoint.handler(ctx, params)
+    except PlatformError as exc:
+        raise ApiError(400, str(exc)) from None
