@@ -10,6 +10,7 @@ The core package never imports this one: it is only for tests and tooling.
 """
 
 from ._clock import Clock, ManualClock, RealClock
+from ._env import client_from_env, realistic_plan
 from ._faults import ANY_PATH, Fault, Faults
 from ._platform import STATUSES, Platform, PlatformError, Profile, QueueRow, Rule, Snapshot
 from ._recording import RequestRecord, Stats
@@ -37,4 +38,6 @@ __all__ = [
     "TaskPlan",
     "TaskRecord",
     "WebhookRecord",
+    "client_from_env",
+    "realistic_plan",
 ]

@@ -10,20 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import random
 
+from ._env import realistic_plan
 from ._server import FakeAltcraft
 from ._tasks import PlanSource, TaskPlan
-
-
-def _realistic(rng: random.Random) -> TaskPlan:
-    return TaskPlan.after_seconds(rng.uniform(0.5, 5))
 
 
 def _plan(text: str) -> PlanSource:
     """``realistic``, ``immediate``, ``never``, ``polls:N`` or ``seconds:T``."""
     fixed: dict[str, PlanSource] = {
-        "realistic": _realistic,
+        "realistic": realistic_plan,
         "immediate": TaskPlan.immediate(),
         "never": TaskPlan.never(),
     }
@@ -48,7 +44,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resources", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-scale", type=float, default=1.0)
-    parser.add_argument("--plan", type=_plan, default=_realistic, help=_plan.__doc__)
+    parser.add_argument("--plan", type=_plan, default=realistic_plan, help=_plan.__doc__)
     return parser.parse_args(argv)
 
 

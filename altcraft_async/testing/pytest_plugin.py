@@ -13,14 +13,12 @@ arguments go to ``FakeAltcraft`` (or to ``FakeAltcraft.seeded`` when ``seeded=Tr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
+from .._client import AltcraftClient
 from ._server import FakeAltcraft
-
-if TYPE_CHECKING:
-    from altcraft_async import AltcraftClient
 
 __all__ = ["altcraft_client", "altcraft_fake", "pytest_configure"]
 
@@ -49,8 +47,6 @@ async def altcraft_fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeAlt
 @pytest.fixture
 async def altcraft_client(altcraft_fake: FakeAltcraft) -> AsyncIterator[AltcraftClient]:
     """An ``AltcraftClient`` pointed at ``altcraft_fake`` with its tokens, closed afterwards."""
-    from altcraft_async import AltcraftClient  # lazily: the plugin must load without the client
-
     async with AltcraftClient(
         altcraft_fake.url, token=altcraft_fake.token, admin_token=altcraft_fake.admin_token
     ) as client:

@@ -1,0 +1,472 @@
+"""The command line against a fake platform: exit codes, tables, JSON, error lines, secrets.
+
+The CLI runs its own event loop (``asyncio.run``), so the fake runs on a second thread with a
+loop of its own; the tests talk to it only through HTTP and through ``FakeThread.call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from altcraft_async.cli import main, read_segment_refs
+from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
+
+TOKEN = "cli-secret-token-4242"
+ADMIN_TOKEN = "cli-admin-secret-9393"
+T = TypeVar("T")
+
+
+class FakeThread:
+    """A FakeAltcraft serving from its own thread and event loop."""
+
+    def __init__(self, fake: FakeAltcraft) -> None:
+        self.fake = fake
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with self.fake:
+            self.url = self.fake.url
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> FakeThread:
+        self._thread.start()
+        assert self._ready.wait(30), "the fake did not start"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run ``function`` on the fake's loop (its state is not thread-safe)."""
+        assert self._loop is not None
+
+        async def run() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[FakeThread]:
+    fake = FakeAltcraft.seeded(
+        profiles=2_000,
+        segments=6,
+        seed=3,
+        token=TOKEN,
+        admin_token=ADMIN_TOKEN,
+        task_plan=TaskPlan.immediate(),
+    )
+    with FakeThread(fake) as thread:
+        yield thread
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ALTCRAFT_URL", "ALTCRAFT_TOKEN", "ALTCRAFT_ADMIN_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], served: FakeThread | None, *argv: str
+) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit code, stdout, stderr) and checks no secret leaked."""
+    connection = ["--url", served.url, "--token", TOKEN] if served is not None else []
+    # connection flags go after the subcommand path (they belong to the leaf parsers)
+    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    code = main([*argv[:split], *connection, *argv[split:]])
+    out, err = capsys.readouterr()
+    for secret in (TOKEN, ADMIN_TOKEN):
+        assert secret not in out and secret not in err
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def expected_sendable(served: FakeThread, segment_id: int, resource_id: int) -> dict[str, int]:
+    counters = served.call(lambda: served.fake.platform.segment_counters(segment_id, resource_id))
+    return {channel: values["subscribed_sendable"] for channel, values in counters.items()}
+
+
+def test_segment_counters_table(capsys: pytest.CaptureFixture[str], served: FakeThread) -> None:
+    code, out, err = run(
+        capsys,
+        served,
+        "segments",
+        "counters",
+        "--segment-id",
+        "1",
+        "--resource-id",
+        "1",
+        "--database-id",
+        "1",
+    )
+    assert code == 0, err
+    header, rule, *rows = out.strip().splitlines()
+    assert header.split()[:3] == ["channel", "all", "subscribed"]
+    assert set(rule) <= {"-", " "}
+    expected = expected_sendable(served, 1, 1)
+    sendable_column = header.split().index("subscribed_sendable")
+    for row in rows:
+        cells = row.split()
+        assert int(cells[sendable_column]) == expected[cells[0]]
+
+
+def test_segment_counters_json(capsys: pytest.CaptureFixture[str], served: FakeThread) -> None:
+    code, out, err = run(
+        capsys,
+        served,
+        "segments",
+        "counters",
+        "--segment-id",
+        "2",
+        "--resource-id",
+        "1",
+        "--database-id",
+        "1",
+        "--json",
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    got = {item["channel"]: item["status"]["subscribed_sendable"] for item in data}
+    assert got == expected_sendable(served, 2, 1)
+
+
+@pytest.mark.parametrize("wire_format", ["json", "xml"])
+def test_segment_refresh_waits_and_prints_new_counters(
+    capsys: pytest.CaptureFixture[str], served: FakeThread, wire_format: str
+) -> None:
+    code, out, err = run(
+        capsys,
+        served,
+        "segments",
+        "refresh",
+        "--segment-id",
+        "3",
+        "--resource-id",
+        "2",
+        "--database-id",
+        "1",
+        "--format",
+        wire_format,
+        "--json",
+    )
+    assert code == 0, err
+    snapshots = json.loads(out)
+    expected = served.call(lambda: served.fake.platform.segment_counters(3, 2))
+    assert {c["channel"]: c["status"] for c in snapshots[0]["channels"]} == expected
+    assert "\r[" not in err  # no progress bar when stderr is not a terminal
+
+
+def test_refresh_without_wait_then_tasks_commands(
+    capsys: pytest.CaptureFixture[str], served: FakeThread
+) -> None:
+    code, out, err = run(
+        capsys,
+        served,
+        "segments",
+        "refresh",
+        "--segment-id",
+        "1",
+        "--resource-id",
+        "1",
+        "--database-id",
+        "1",
+        "--no-wait",
+        "--json",
+    )
+    assert code == 0, err
+    started = json.loads(out)
+    task_id = started["task_id"]
+    assert json.loads(started["resume_token"])["task_id"] == task_id
+
+    code, out, err = run(capsys, served, "tasks", "status", task_id, "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "completed"  # the plan finishes at once
+
+    code, out, err = run(capsys, served, "tasks", "wait", task_id)
+    assert code == 0, err
+    assert "email" in out
+
+    code, out, err = run(capsys, served, "tasks", "resume", started["resume_token"], "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["channels"]
+
+
+def test_resource_refresh(capsys: pytest.CaptureFixture[str], served: FakeThread) -> None:
+    code, out, err = run(
+        capsys, served, "resources", "refresh", "--resource-id", "1", "--database-id", "1"
+    )
+    assert code == 0, err
+    expected = served.call(lambda: served.fake.platform.resource_counters(1, 1))
+    email_row = next(line for line in out.splitlines() if line.startswith("email"))
+    assert int(email_row.split()[1]) == expected["email"]["all"]
+
+
+def test_admin_sender_queue(capsys: pytest.CaptureFixture[str], served: FakeThread) -> None:
+    code, out, err = run(
+        capsys,
+        served,
+        "admin",
+        "sender-queue",
+        "--sender-id",
+        "1",
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--json",
+    )
+    assert code == 0, err
+    rows = json.loads(out)
+    expected = served.call(lambda: served.fake.platform.queue_stats(1))
+    assert [row["total"] for row in rows] == [row["total"] for row in expected]
+
+
+def test_admin_without_admin_token_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], served: FakeThread
+) -> None:
+    code, out, err = run(capsys, served, "admin", "sender-queue", "--sender-id", "1")
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1 and "admin_token" in err
+
+
+def test_relations_counter(capsys: pytest.CaptureFixture[str], served: FakeThread) -> None:
+    profile_id = served.call(lambda: served.fake.platform.profile_ids(1)[0])
+    code, out, err = run(
+        capsys, served, "relations", "counter", "--relation-id", "1", "--profile-id", profile_id
+    )
+    assert code == 0, err
+    assert f"profile_id   {profile_id}" in out
+
+
+def test_relations_counter_needs_exactly_one_match(
+    capsys: pytest.CaptureFixture[str], served: FakeThread
+) -> None:
+    code, _, err = run(capsys, served, "relations", "counter", "--relation-id", "1")
+    assert code == 2
+    assert "exactly one" in err
+
+
+def test_refresh_many_from_csv_file(
+    capsys: pytest.CaptureFixture[str], served: FakeThread, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "refs.csv"
+    csv_file.write_text("segment_id,resource_id,database_id\n1,1,1\n2,1,1\n3,2,\n")
+    code, out, err = run(capsys, served, "refresh-many", str(csv_file), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert sorted((row["segment_id"], row["resource_id"]) for row in data) == [
+        (1, 1),
+        (2, 1),
+        (3, 2),
+    ]
+    assert all(row["error"] is None for row in data)
+
+
+def test_refresh_many_from_stdin_reports_failures(
+    capsys: pytest.CaptureFixture[str], served: FakeThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("4,1,1\n999,1,1\n"))
+    code, out, _ = run(capsys, served, "refresh-many", "-")
+    assert code == 1
+    assert "1 refreshed, 1 failed" in out
+    assert "error:" in out
+
+
+def test_connection_from_environment(
+    capsys: pytest.CaptureFixture[str], served: FakeThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALTCRAFT_URL", served.url)
+    monkeypatch.setenv("ALTCRAFT_TOKEN", TOKEN)
+    code, out, err = run(
+        capsys,
+        None,
+        "segments",
+        "counters",
+        "--segment-id",
+        "1",
+        "--resource-id",
+        "1",
+        "--database-id",
+        "1",
+    )
+    assert code == 0, err
+    assert out.startswith("channel")
+
+
+def test_wrong_token_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], served: FakeThread
+) -> None:
+    code = main(
+        [
+            "segments",
+            "counters",
+            "--url",
+            served.url,
+            "--token",
+            "wrong-secret-777",
+            "--segment-id",
+            "1",
+            "--resource-id",
+            "1",
+            "--database-id",
+            "1",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert err.startswith("altcraft-async: error: AuthenticationError")
+    assert err.count("\n") == 1
+    assert "wrong-secret-777" not in err
+
+
+def test_api_error_from_the_platform(
+    capsys: pytest.CaptureFixture[str], served: FakeThread
+) -> None:
+    served.call(
+        lambda: served.fake.faults.next("segments/get_counters", Fault.api_error(402, "tariff"))
+    )
+    code, _, err = run(
+        capsys,
+        served,
+        "segments",
+        "counters",
+        "--segment-id",
+        "1",
+        "--resource-id",
+        "1",
+        "--database-id",
+        "1",
+    )
+    assert code == 1
+    assert "TariffLimitError" in err and "tariff" in err
+
+
+def test_missing_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        None,
+        "segments",
+        "counters",
+        "--segment-id",
+        "1",
+        "--resource-id",
+        "1",
+        "--database-id",
+        "1",
+    )
+    assert code == 2
+    assert "ALTCRAFT_URL" in err
+
+
+def test_invalid_id_is_refused_before_sending(
+    capsys: pytest.CaptureFixture[str], served: FakeThread
+) -> None:
+    before = served.call(lambda: len(served.fake.requests))
+    code, _, err = run(
+        capsys,
+        served,
+        "segments",
+        "counters",
+        "--segment-id",
+        "0",
+        "--resource-id",
+        "1",
+        "--database-id",
+        "1",
+    )
+    assert code == 1
+    assert "InvalidRequestError" in err
+    assert served.call(lambda: len(served.fake.requests)) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1,2\n", [(1, 2, None)]),
+        ("segment_id,resource_id\n1,2,3\n\n# comment\n4,5\n", [(1, 2, 3), (4, 5, None)]),
+    ],
+)
+def test_read_segment_refs(text: str, expected: list[tuple[int, int, int | None]]) -> None:
+    refs = read_segment_refs(io.StringIO(text))
+    assert [(r.segment_id, r.resource_id, r.database_id) for r in refs] == expected
+
+
+@pytest.mark.parametrize("text", ["", "1\n", "a,b\nx,y\n", "1,2,3,4\n", "0,1\n"])
+def test_read_segment_refs_rejects_bad_rows(text: str) -> None:
+    from altcraft_async.cli import UsageError
+
+    with pytest.raises(UsageError):
+        read_segment_refs(io.StringIO(text))
+
+
+def run_module(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "altcraft_async", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("wire_format", ["json", "xml"])
+def test_demo_end_to_end(wire_format: str) -> None:
+    result = run_module(
+        "demo",
+        "--profiles",
+        "3000",
+        "--segments",
+        "20",
+        "--min-task",
+        "0.05",
+        "--max-task",
+        "0.4",
+        "--format",
+        wire_format,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    summary = data["summary"]
+    assert summary["format"] == wire_format
+    assert summary["tasks"] == len(data["segments"]) > 0
+    assert summary["failed"] == 0
+    assert summary["verified_against_fake"] == summary["tasks"]
+    assert "\r[" not in result.stderr
+
+
+def test_demo_table_output() -> None:
+    result = run_module(
+        "demo", "--profiles", "1000", "--segments", "4", "--min-task", "0.05", "--max-task", "0.1"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "subscribed_sendable" in result.stdout
+    assert "verified_against_fake" in result.stdout
+    assert "test-token" not in result.stdout + result.stderr
+
+
+def test_version_and_help() -> None:
+    result = run_module("--help")
+    assert result.returncode == 0
+    for command in ("demo", "fake-server", "segments", "refresh-many", "tasks", "admin"):
+        assert command in result.stdout
