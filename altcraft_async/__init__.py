@@ -3,6 +3,8 @@
 Everything public is re-exported here; modules with a leading underscore are private.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._awaiter import Task
 from ._client import AltcraftClient
 from ._errors import (
@@ -40,7 +42,20 @@ from .models import (
     TaskStatus,
 )
 
+if TYPE_CHECKING:
+    from ._feedback import FeedbackReceiver
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # FeedbackReceiver needs aiohttp.web; import it only when push is actually used
+    if name == "FeedbackReceiver":
+        from ._feedback import FeedbackReceiver
+
+        return FeedbackReceiver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "APIError",
@@ -56,6 +71,7 @@ __all__ = [
     "DecodeError",
     "FanOut",
     "Feedback",
+    "FeedbackReceiver",
     "HTTPStatusError",
     "InvalidRequestError",
     "Match",

@@ -18,9 +18,10 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+import anyio.abc
 
 from ._errors import (
     AltcraftError,
@@ -30,8 +31,11 @@ from ._errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from ._poll import Observation, PollPolicy
+from ._poll import Backoff, Observation, PollPolicy
 from .models import CountersSnapshot, TaskStatus
+
+if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is used
+    from ._feedback import PushWaiter
 
 __all__ = ["DEFAULT", "ProgressCallback", "SharedPoll", "Task", "TaskSource", "parse_resume_token"]
 
@@ -122,8 +126,10 @@ class Task:
         kind: str = "",
         created: datetime | None = None,
         created_monotonic: float | None = None,
+        push: PushWaiter | None = None,
     ) -> None:
         self._source = source
+        self._push = push
         self.task_id = task_id
         self.endpoint = endpoint
         self.kind = kind
@@ -168,16 +174,74 @@ class Task:
         :class:`TaskTimeoutError` (carrying :meth:`resume_token`) past the deadline; retryable
         poll errors are retried inside the deadline. Cancelling the wait stops polling at once
         and leaves the server-side task alone.
+
+        A task started with a :class:`FeedbackReceiver` also listens for the webhook: the
+        first final answer, pushed or polled, wins; polling then runs at the receiver's slow
+        safety interval (unless ``policy`` is given).
         """
+        report = _serial(on_progress)
+        if self._push is None:
+            return await self._poll_until_done(timeout, policy, report)
+        return await self._race_push_and_poll(self._push, timeout, policy, report)
+
+    async def _poll_until_done(
+        self,
+        timeout: float | None,
+        policy: PollPolicy | None,
+        report: Callable[[TaskStatus], Awaitable[None]],
+    ) -> list[CountersSnapshot]:
         async with aclosing(self.watch(timeout=timeout, policy=policy)) as statuses:
             async for status in statuses:
-                if on_progress is not None:
-                    outcome = on_progress(status)
-                    if inspect.isawaitable(outcome):
-                        await outcome
+                await report(status)
                 if status.succeeded:
                     return list(status.result)
         raise AssertionError("watch() ended without a terminal status")  # pragma: no cover
+
+    async def _race_push_and_poll(
+        self,
+        push: PushWaiter,
+        timeout: float | None,
+        policy: PollPolicy | None,
+        report: Callable[[TaskStatus], Awaitable[None]],
+    ) -> list[CountersSnapshot]:
+        if policy is None:
+            interval = push.receiver.safety_poll_interval
+            base = self._source.default_poll_policy
+            policy = PollPolicy(
+                backoff=Backoff(initial=interval, factor=1.0, max_interval=interval, jitter=0.1),
+                timeout=base.timeout,
+                progress_aware=False,
+            )
+        outcome: list[list[CountersSnapshot] | BaseException] = []
+
+        async def by_push(group: anyio.abc.TaskGroup) -> None:
+            status = await push.wait()
+            try:
+                if status.failed:
+                    raise TaskFailedError(self.task_id, status.status, status.progress, raw=status)
+                await report(status)
+                outcome.append(list(status.result))
+            except Exception as error:
+                outcome.append(error)
+            group.cancel_scope.cancel()
+
+        async def by_poll(group: anyio.abc.TaskGroup) -> None:
+            try:
+                outcome.append(await self._poll_until_done(timeout, policy, report))
+            except Exception as error:
+                outcome.append(error)
+            group.cancel_scope.cancel()
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(by_push, group)
+                group.start_soon(by_poll, group)
+        finally:
+            push.release()
+        first = outcome[0]
+        if isinstance(first, BaseException):
+            raise first
+        return first
 
     async def watch(
         self, *, timeout: float | None = DEFAULT, policy: PollPolicy | None = None
@@ -243,6 +307,23 @@ class Task:
         finally:
             shared.leading = False
             shared.notify()
+
+
+def _serial(
+    callback: ProgressCallback | None,
+) -> Callable[[TaskStatus], Awaitable[None]]:
+    """``callback`` made async and serial: calls never overlap, even from two racers."""
+    lock = anyio.Lock()
+
+    async def report(status: TaskStatus) -> None:
+        if callback is None:
+            return
+        async with lock:
+            result = callback(status)
+            if inspect.isawaitable(result):
+                await result
+
+    return report
 
 
 def parse_resume_token(token: str) -> dict[str, Any]:

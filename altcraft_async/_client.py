@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
 
@@ -27,6 +27,9 @@ from .api.resources import ResourcesAPI
 from .api.segments import SegmentsAPI
 from .api.tasks import TasksAPI
 from .models import CountersSnapshot, TaskStatus
+
+if TYPE_CHECKING:
+    from ._feedback import PushWaiter
 
 __all__ = ["AltcraftClient"]
 
@@ -186,9 +189,15 @@ class AltcraftClient:
         return status
 
     def new_task(
-        self, task_id: str, spec: EndpointSpec, kind: str, *, created: datetime | None = None
+        self,
+        task_id: str,
+        spec: EndpointSpec,
+        kind: str,
+        *,
+        created: datetime | None = None,
+        push: PushWaiter | None = None,
     ) -> Task:
-        return Task(self, task_id, endpoint=spec.name, kind=kind, created=created)
+        return Task(self, task_id, endpoint=spec.name, kind=kind, created=created, push=push)
 
     def join_poll(self, task_id: str, created: float) -> SharedPoll:
         shared = self._polls.get(task_id)

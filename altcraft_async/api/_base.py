@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._awaiter import Task
 from .._fanout import FanOut
 from .._retry import RetryPolicy
 from .._sansio import EndpointSpec
 from ..models import CountersSnapshot
+
+if TYPE_CHECKING:
+    from .._feedback import PushWaiter
 
 RefT = TypeVar("RefT")
 
@@ -26,7 +29,13 @@ class Caller(Protocol):
     ) -> Any: ...
 
     def new_task(
-        self, task_id: str, spec: EndpointSpec, kind: str, *, created: datetime | None = None
+        self,
+        task_id: str,
+        spec: EndpointSpec,
+        kind: str,
+        *,
+        created: datetime | None = None,
+        push: PushWaiter | None = None,
     ) -> Task: ...
 
     def fan_out(

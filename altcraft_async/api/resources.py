@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .._awaiter import DEFAULT, ProgressCallback, Task
 from .._fanout import FanOut
@@ -11,6 +12,9 @@ from .._retry import RetryPolicy
 from ..models import CountersSnapshot, Feedback, ResourceRef
 from ._base import Caller
 from ._specs import RESOURCES_REFRESH_COUNTERS
+
+if TYPE_CHECKING:
+    from .._feedback import FeedbackReceiver
 
 __all__ = ["ResourcesAPI"]
 
@@ -26,36 +30,53 @@ class ResourcesAPI:
         *,
         resource_id: int,
         database_id: int,
-        feedback: Feedback | None = None,
+        feedback: Feedback | FeedbackReceiver | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> Task:
         """``POST resources/refresh_counters``: start a recount; returns the task handle.
 
-        With ``feedback`` the platform also POSTs the statistics to ``feedback.url`` when done.
+        With ``feedback`` the platform also POSTs the statistics to ``feedback.url`` when done;
+        with a :class:`FeedbackReceiver` the returned task's ``wait`` races that push against
+        polling.
         Not retried after the request may have reached the server unless
         ``retry.retry_starts`` is set. Raises InvalidRequestError (nothing sent), APIError
         subclasses, TransportError, HTTPStatusError, DecodeError.
         """
-        ref = await self._caller.call(
-            RESOURCES_REFRESH_COUNTERS,
-            {"resource_id": resource_id, "database_id": database_id, "feedback": feedback},
-            timeout=timeout,
-            retry=retry,
-        )
-        return self._caller.new_task(ref.task_id, RESOURCES_REFRESH_COUNTERS, "resource")
+        push = None
+        if feedback is not None and not isinstance(feedback, Feedback):
+            push = feedback.reserve()  # a FeedbackReceiver: one callback URL per refresh
+            feedback = push.feedback
+        try:
+            ref = await self._caller.call(
+                RESOURCES_REFRESH_COUNTERS,
+                {"resource_id": resource_id, "database_id": database_id, "feedback": feedback},
+                timeout=timeout,
+                retry=retry,
+            )
+        except BaseException:
+            if push is not None:
+                push.release()
+            raise
+        if push is not None:
+            push.task_id = ref.task_id
+        return self._caller.new_task(ref.task_id, RESOURCES_REFRESH_COUNTERS, "resource", push=push)
 
     async def refresh_and_wait(
         self,
         *,
         resource_id: int,
         database_id: int,
-        feedback: Feedback | None = None,
+        feedback: Feedback | FeedbackReceiver | None = None,
         timeout: float | None = DEFAULT,
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> list[CountersSnapshot]:
-        """Refresh and wait for the new counters (see :meth:`Task.wait` for the errors)."""
+        """Refresh and wait for the new counters (see :meth:`Task.wait` for the errors).
+
+        With ``feedback=FeedbackReceiver(...)`` the webhook and the poller race: whichever
+        brings the final result first wins.
+        """
         task = await self.refresh_counters(
             resource_id=resource_id, database_id=database_id, feedback=feedback
         )

@@ -1,0 +1,239 @@
+"""Push instead of poll: receive the feedback webhook of ``resources/refresh_counters``.
+
+``resources/refresh_counters`` takes ``feedback: {type, url}`` and the platform POSTs the
+statistics to that URL when the refresh is done. A :class:`FeedbackReceiver` hands out one
+callback URL per refresh (``{public_url}{path}/[{secret}/]{nonce}``), so an incoming call is
+matched to its waiting task by the URL alone, whatever the payload looks like; the payload's
+``task_id`` is the fallback. The waiter races the webhook against a slowed-down poller: the
+first final answer wins and the other stops at once.
+
+Payload assumption (undocumented by Altcraft): a JSON object shaped like the ``data`` of
+``tasks/status`` (``status``, ``progress``, ``result``; ``task_id`` optional), or a bare JSON
+list of result items (then the task is taken as completed).
+
+Answers: 200 for an accepted payload, and also for a duplicate or late one (ignored, so an
+at-least-once sender stops retrying); 400 for a malformed body; 403 for a wrong or missing
+shared secret; 404 for an unknown callback. Every rejection is logged; none raises.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections import OrderedDict
+from types import TracebackType
+from typing import Any
+
+import anyio
+import orjson
+from aiohttp import web
+
+from ._codec import structure
+from ._errors import DecodeError, InvalidRequestError
+from .models import CountersSnapshot, Feedback, TaskStatus
+
+__all__ = ["FeedbackReceiver", "PushWaiter"]
+
+logger = logging.getLogger("altcraft_async.feedback")
+
+#: Largest webhook body accepted (the biggest result lists are a few KB).
+MAX_PAYLOAD = 1024 * 1024
+#: How many finished callbacks are remembered, so late duplicates are ignored, not 404.
+REMEMBERED = 10_000
+
+
+class PushWaiter:
+    """One reserved callback: an event set when its final status arrives by push."""
+
+    def __init__(self, receiver: FeedbackReceiver, nonce: str, feedback: Feedback) -> None:
+        self.receiver = receiver
+        self.nonce = nonce
+        self.feedback = feedback
+        self.task_id: str | None = None
+        self.status: TaskStatus | None = None
+        self._arrived = anyio.Event()
+
+    def deliver(self, status: TaskStatus) -> bool:
+        """Take the first final status; later ones are ignored (returns False)."""
+        if self.status is not None:
+            return False
+        self.status = status
+        self._arrived.set()
+        return True
+
+    async def wait(self) -> TaskStatus:
+        await self._arrived.wait()
+        assert self.status is not None
+        return self.status
+
+    def release(self) -> None:
+        """Forget this callback (the wait is over); a later call to it is ignored."""
+        self.receiver._release(self)
+
+
+class FeedbackReceiver:
+    """Receives refresh-done webhooks and resolves the matching waits.
+
+    Standalone: ``async with FeedbackReceiver(host, port, public_url=...) as receiver`` serves
+    on its own port. Inside your aiohttp application: ``receiver.add_routes(app)`` and give
+    ``public_url`` (how the platform reaches your app). Pass the receiver as ``feedback=`` to
+    ``client.resources.refresh_and_wait`` / ``refresh_counters``.
+
+    ``secret`` (random by default) goes in every callback path and forged calls without it
+    are refused; ``safety_poll_interval`` is how often the poller still checks while waiting
+    for the push.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        public_url: str | None = None,
+        path: str = "/altcraft-feedback",
+        secret: str | None = "",
+        safety_poll_interval: float = 30.0,
+    ) -> None:
+        if not path.startswith("/") or path.endswith("/"):
+            raise InvalidRequestError(f"path must start and not end with '/', got {path!r}")
+        if safety_poll_interval <= 0:
+            raise InvalidRequestError("safety_poll_interval must be positive")
+        self.host = host
+        self.port = port
+        self.path = path
+        self.safety_poll_interval = safety_poll_interval
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._secret = secrets.token_urlsafe(16) if secret == "" else secret
+        self._waiters: dict[str, PushWaiter] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._runner: web.AppRunner | None = None
+        self.received = 0
+        self.rejected = 0
+
+    def __repr__(self) -> str:
+        return f"<FeedbackReceiver {self._public_url or 'not started'}{self.path} (secret hidden)>"
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        """Mount the receiver's handler into an existing aiohttp application."""
+        app.router.add_post(self.path + "/{tail:.*}", self.handle)
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_PAYLOAD)
+        self.add_routes(app)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        if self._public_url is None:
+            host, port = runner.addresses[0][:2]
+            self._public_url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FeedbackReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- matching --------------------------------------------------------------------------
+
+    def reserve(self) -> PushWaiter:
+        """A fresh callback URL (as a :class:`Feedback`) and the waiter it resolves."""
+        if self._public_url is None:
+            raise InvalidRequestError("the receiver has no public_url: start it or give one")
+        nonce = secrets.token_urlsafe(12)
+        parts = [self._public_url + self.path]
+        if self._secret:
+            parts.append(self._secret)
+        parts.append(nonce)
+        waiter = PushWaiter(self, nonce, Feedback(url="/".join(parts)))
+        self._waiters[nonce] = waiter
+        return waiter
+
+    def _release(self, waiter: PushWaiter) -> None:
+        if self._waiters.pop(waiter.nonce, None) is not None:
+            self._finished[waiter.nonce] = None
+            while len(self._finished) > REMEMBERED:
+                self._finished.popitem(last=False)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp handler: match the call to a waiter and resolve it."""
+        tail = request.match_info.get("tail", "").strip("/").split("/")
+        if self._secret:
+            if not hmac.compare_digest(tail[0].encode(), self._secret.encode()):
+                return self._reject(403, "forged feedback call (wrong or missing secret)")
+            tail = tail[1:]
+        if len(tail) > 1:
+            return self._reject(404, "feedback call to an unknown path")
+        nonce = tail[0] if tail else ""
+        try:
+            body = await request.read()
+            status, task_id = _decode_payload(body)
+        except (DecodeError, ValueError) as exc:
+            return self._reject(400, f"malformed feedback payload: {exc}")
+        # the callback path names the waiter; a bare path falls back to the payload's task_id
+        waiter = self._waiters.get(nonce) if nonce else self._by_task_id(task_id)
+        if waiter is None:
+            if nonce in self._finished:
+                logger.debug("late feedback call ignored")
+                return web.Response(status=200, text="ignored: already finished")
+            return self._reject(404, "feedback call for no waiting task")
+        if task_id is not None and waiter.task_id is not None and task_id != waiter.task_id:
+            return self._reject(400, "feedback task_id does not match its callback")
+        if not waiter.deliver(status):
+            logger.debug("duplicate feedback call ignored for task %s", waiter.task_id)
+            return web.Response(status=200, text="ignored: duplicate")
+        self.received += 1
+        logger.debug("feedback received for task %s: %s", waiter.task_id, status.status)
+        return web.Response(status=200, text="ok")
+
+    def _by_task_id(self, task_id: str | None) -> PushWaiter | None:
+        if task_id is None:
+            return None
+        return next((w for w in self._waiters.values() if w.task_id == task_id), None)
+
+    def _reject(self, status: int, reason: str) -> web.Response:
+        self.rejected += 1
+        logger.warning("feedback receiver: %s", reason)
+        return web.Response(status=status, text=reason)
+
+
+def _decode_payload(body: bytes) -> tuple[TaskStatus, str | None]:
+    """A webhook body as a final TaskStatus plus the task id it names (if any)."""
+    if len(body) > MAX_PAYLOAD:
+        raise ValueError("payload too large")
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if isinstance(data, list):
+        result: list[CountersSnapshot] = structure(
+            data, list[CountersSnapshot], "json", endpoint="feedback"
+        )
+        return TaskStatus(status="completed", progress=100.0, result=tuple(result)), None
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object or list")
+    task_id = data.get("task_id")
+    if task_id is not None and not isinstance(task_id, str):
+        raise ValueError("task_id must be a string")
+    status: TaskStatus = structure(data, TaskStatus, "json", endpoint="feedback")
+    if not status.done:
+        raise ValueError(f"status {status.status!r} is not final")
+    return status, task_id

@@ -1,0 +1,182 @@
+"""Push instead of poll: the feedback webhook races the poller, through real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+
+from altcraft_async import (
+    AltcraftClient,
+    Feedback,
+    FeedbackReceiver,
+    InvalidRequestError,
+    TaskFailedError,
+)
+from altcraft_async.testing import FakeAltcraft, TaskPlan
+
+pytestmark = pytest.mark.anyio
+
+
+def counters_of(snapshots: list[Any]) -> dict[str, dict[str, int | None]]:
+    return {
+        channel.channel: {
+            name: getattr(channel.status, name)
+            for name in ("all", "subscribed", "subscribed_sendable", "unsubscribed")
+        }
+        for snapshot in snapshots
+        for channel in snapshot.channels
+    }
+
+
+def expected(fake: FakeAltcraft) -> dict[str, dict[str, int | None]]:
+    return {
+        channel: {
+            name: values[name]
+            for name in ("all", "subscribed", "subscribed_sendable", "unsubscribed")
+        }
+        for channel, values in fake.platform.resource_counters(1, 1).items()
+    }
+
+
+async def refresh(fake: FakeAltcraft, receiver: FeedbackReceiver, **wait: Any) -> list[Any]:
+    async with AltcraftClient(fake.url, token=fake.token) as client:
+        with anyio.fail_after(10):
+            return await client.resources.refresh_and_wait(
+                resource_id=1, database_id=1, feedback=receiver, **wait
+            )
+
+
+async def test_push_wins_and_polling_stops() -> None:
+    fake = FakeAltcraft.seeded(profiles=500, segments=2, task_plan=TaskPlan.after_seconds(0.2))
+    async with fake, FeedbackReceiver(safety_poll_interval=30) as receiver:
+        snapshots = await refresh(fake, receiver)
+        assert counters_of(snapshots) == expected(fake)
+        assert fake.calls("tasks/status") == 0  # done by push alone
+        assert receiver.received == 1
+        (webhook,) = fake.webhooks
+        assert webhook.delivered
+        task = fake.tasks[webhook.task_id]
+        assert task.feedback_url is not None and task.feedback_url.startswith(
+            receiver.reserve().feedback.url.rsplit("/", 1)[0]
+        )
+
+
+async def test_lost_webhook_still_completes_by_polling() -> None:
+    fake = FakeAltcraft.seeded(
+        profiles=500,
+        segments=2,
+        task_plan=TaskPlan.after_seconds(0.1),
+        webhook_delivery="lost",
+    )
+    async with fake, FeedbackReceiver(safety_poll_interval=0.15) as receiver:
+        snapshots = await refresh(fake, receiver)
+        assert counters_of(snapshots) == expected(fake)
+        assert fake.calls("tasks/status") >= 1
+        assert receiver.received == 0
+
+
+async def test_duplicate_webhook_is_ignored() -> None:
+    fake = FakeAltcraft.seeded(
+        profiles=500,
+        segments=2,
+        task_plan=TaskPlan.after_seconds(0.05),
+        webhook_delivery="twice",
+    )
+    async with fake, FeedbackReceiver(safety_poll_interval=30) as receiver:
+        await refresh(fake, receiver)
+        await fake.wait_webhooks()
+        assert [w.status for w in fake.webhooks] == [200, 200]
+        assert receiver.received == 1
+        assert receiver.rejected == 0
+
+
+async def test_pushed_failure_raises_task_failed() -> None:
+    fake = FakeAltcraft.seeded(
+        profiles=500,
+        segments=2,
+        task_plan=TaskPlan.fails(after_seconds=0.05, status="error"),
+    )
+    async with fake, FeedbackReceiver(safety_poll_interval=30) as receiver:
+        with pytest.raises(TaskFailedError) as caught:
+            await refresh(fake, receiver)
+        assert caught.value.status == "error"
+        assert fake.calls("tasks/status") == 0
+
+
+async def post(url: str, body: bytes) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.post(url, data=body) as response:
+        return response.status, await response.text()
+
+
+RESULT_ITEM = (
+    b'{"channels":[{"channel":"email","status":{"all":3,"subscribed_sendable":2}}],'
+    b'"in_progress":false,"list_id":1,"resource_id":1,"refresh_task_id":"",'
+    b'"updated":"2024-04-20T09:30:01.583Z"}'
+)
+
+
+async def test_forged_unknown_malformed_and_late_calls() -> None:
+    async with FeedbackReceiver(secret="s3cret-path") as receiver:
+        waiter = receiver.reserve()
+        waiter.task_id = "t-1"
+        url = waiter.feedback.url
+        base, nonce = url.rsplit("/", 1)
+        root = base.rsplit("/", 1)[0]
+        payload = b'{"task_id":"t-1","status":"completed","progress":100,"result":[]}'
+
+        assert (await post(f"{root}/wrong-secret/{nonce}", payload))[0] == 403
+        assert (await post(f"{root}/{nonce}", payload))[0] == 403
+        assert (await post(f"{base}/unknown-nonce", payload))[0] == 404
+        assert (await post(url, b"{not json"))[0] == 400
+        assert (await post(url, b'{"status":"processing","progress":5}'))[0] == 400
+        wrong_task = b'{"task_id":"t-2","status":"completed","progress":100,"result":[]}'
+        assert (await post(url, wrong_task))[0] == 400
+        assert receiver.rejected == 6
+        assert waiter.status is None  # nothing forged got through
+
+        status, _ = await post(url, b"[" + RESULT_ITEM + b"]")  # a bare result list
+        assert status == 200
+        with anyio.fail_after(1):
+            pushed = await waiter.wait()
+        assert pushed.succeeded and pushed.result[0].channels[0].status.all == 3
+
+        assert await post(url, payload) == (200, "ignored: duplicate")
+        waiter.release()
+        assert await post(url, payload) == (200, "ignored: already finished")
+        assert receiver.received == 1
+
+
+async def test_handler_mounts_into_an_existing_application() -> None:
+    app = web.Application()
+    receiver = FeedbackReceiver(public_url="http://127.0.0.1:1", secret=None)
+    receiver.add_routes(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        waiter = receiver.reserve()
+        nonce = waiter.feedback.url.rsplit("/", 1)[1]
+        body = b'{"task_id":"x","status":"success","progress":100,"result":[' + RESULT_ITEM + b"]}"
+        status, _ = await post(f"http://{host}:{port}/altcraft-feedback/{nonce}", body)
+        assert status == 200
+        assert waiter.status is not None and waiter.status.succeeded
+    finally:
+        await runner.cleanup()
+
+
+def test_receiver_validation_and_repr_hides_the_secret() -> None:
+    with pytest.raises(InvalidRequestError):
+        FeedbackReceiver(path="no-slash")
+    with pytest.raises(InvalidRequestError):
+        FeedbackReceiver().reserve()  # not started and no public_url
+    receiver = FeedbackReceiver(public_url="https://app.example.com", secret="hush-123")
+    assert "hush-123" not in repr(receiver)
+    feedback = receiver.reserve().feedback
+    assert isinstance(feedback, Feedback)
+    assert feedback.url.startswith("https://app.example.com/altcraft-feedback/hush-123/")
