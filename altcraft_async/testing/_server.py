@@ -283,7 +283,11 @@ class FakeAltcraft:
         record.fault = decision.label
         if decision.delay > 0:
             await asyncio.sleep(decision.delay)
-        body = await request.read()
+        try:
+            body = await request.read()
+        except ConnectionError:  # the client gave up (cancelled) while sending: nobody to answer
+            record.fault = record.fault or "client disconnected"
+            return web.Response(status=499)
         fmt: Format = "json"
         try:
             params = read_request(body, request.content_type)
