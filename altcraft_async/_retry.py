@@ -8,6 +8,7 @@ the request provably never left (connection refused) or was refused with 429.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -19,6 +20,8 @@ from ._poll import Backoff
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
 
+# delta-seconds; fractions are accepted too (some proxies and test servers send "0.25")
+_DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _RETRY_BACKOFF = Backoff(initial=0.1, factor=2.0, max_interval=5.0, jitter=1.0)
 
 
@@ -70,7 +73,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -102,6 +102,8 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._random = random.Random()
+        # ClientTimeout is frozen: reuse the last one while the per-try timeout is the same.
+        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
 
     @property
     def closed(self) -> bool:
@@ -136,6 +138,11 @@ class Transport:
         self._session_for_loop()
 
     async def aclose(self) -> None:
+        if self.session_open and self._loop is not asyncio.get_running_loop():
+            # Closing it here would touch another loop's transports (and lose the session).
+            raise ClientClosedError(
+                "the client is bound to another event loop; close it from that loop"
+            )
         self._closed = True
         session, self._session = self._session, None
         if session is not None and self._owns_session and not session.closed:
@@ -198,12 +205,15 @@ class Transport:
             await self.rate_limiter.acquire()
         started = time.monotonic()
         url = self.base_url + request.path
+        client_timeout = self._client_timeout
+        if client_timeout.total != timeout:
+            client_timeout = self._client_timeout = aiohttp.ClientTimeout(total=timeout)
         try:
             async with session.post(
                 url,
                 data=request.body,
                 headers=request.headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=client_timeout,
             ) as response:
                 status = response.status
                 headers = response.headers
@@ -242,10 +252,12 @@ class Transport:
     async def _read_body(self, response: aiohttp.ClientResponse, spec: EndpointSpec) -> bytes:
         limit = self.max_response_size
         length = response.content_length
-        if length is not None:
-            if length > limit:
-                raise DecodeError(f"reply of {length} bytes exceeds {limit}", endpoint=spec.name)
+        if length is not None and length > limit:
+            raise DecodeError(f"reply of {length} bytes exceeds {limit}", endpoint=spec.name)
+        if length is not None and "Content-Encoding" not in response.headers:
             return await response.read()
+        # No length, or a compressed reply (its length says nothing of the inflated size, and a
+        # gzip bomb would inflate past the limit): count the bytes as they come.
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(65536):

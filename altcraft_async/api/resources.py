@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .._awaiter import DEFAULT, ProgressCallback, Task
+from .._errors import InvalidRequestError
 from .._fanout import FanOut
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
@@ -45,7 +46,14 @@ class ResourcesAPI:
         """
         push = None
         if feedback is not None and not isinstance(feedback, Feedback):
-            push = feedback.reserve()  # a FeedbackReceiver: one callback URL per refresh
+            from .._feedback import FeedbackReceiver  # loads aiohttp.web: only when used
+
+            if not isinstance(feedback, FeedbackReceiver):
+                raise InvalidRequestError(
+                    f"feedback must be a Feedback or a FeedbackReceiver, "
+                    f"got {type(feedback).__name__}"
+                )
+            push = feedback.reserve()  # one callback URL per refresh
             feedback = push.feedback
         try:
             ref = await self._caller.call(
