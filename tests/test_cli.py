@@ -6,17 +6,16 @@ loop of its own; the tests talk to it only through HTTP and through ``FakeThread
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from helpers import FakeThread
 
 from altcraft_async.cli import main, read_segment_refs
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
@@ -24,45 +23,6 @@ from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
 TOKEN = "cli-secret-token-4242"
 ADMIN_TOKEN = "cli-admin-secret-9393"
 T = TypeVar("T")
-
-
-class FakeThread:
-    """A FakeAltcraft serving from its own thread and event loop."""
-
-    def __init__(self, fake: FakeAltcraft) -> None:
-        self.fake = fake
-        self.url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with self.fake:
-            self.url = self.fake.url
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> FakeThread:
-        self._thread.start()
-        assert self._ready.wait(30), "the fake did not start"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-    def call(self, function: Callable[[], T]) -> T:
-        """Run ``function`` on the fake's loop (its state is not thread-safe)."""
-        assert self._loop is not None
-
-        async def run() -> T:
-            return function()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import aiohttp
 import anyio
 import attrs
 import pytest
+from helpers import small_platform
 
 from altcraft_async import (
     AltcraftClient,
@@ -44,7 +45,7 @@ from altcraft_async import (
     TaskStatus,
     TransportError,
 )
-from altcraft_async.testing import FakeAltcraft, Fault, Platform, QueueRow, Rule, TaskPlan
+from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
 
 pytestmark = pytest.mark.anyio
 
@@ -65,38 +66,6 @@ QUEUE = "admin/senders/queue/stats/"
 RELATION = "relations/get_counter"
 
 FORMATS = pytest.mark.parametrize("fmt", ["json", "xml"])
-
-
-def small_platform() -> Platform:
-    """Database 1, resource 24 (email, sms), five profiles, segments 7 (static) and 8 (rule),
-    relation 3, sender 119 with three queue rows."""
-    platform = Platform()
-    platform.add_database(1)
-    platform.add_resource(24, database_ids=1, channels=("email", "sms"))
-    statuses = ["subscribed", "subscribed", "unsubscribed", "unconfirmed", "hardbounced"]
-    ids = [
-        platform.add_profile(
-            1,
-            email=f"p{n}@example.com",
-            phone=f"+7900000000{n}",
-            fields={"age": 20 + 10 * n, "crm": f"C{n}"},
-            subscriptions={(24, "email"): status, (24, "sms"): "subscribed"},
-        )
-        for n, status in enumerate(statuses)
-    ]
-    platform.add_static_segment(1, ids[:4], segment_id=7)
-    platform.add_rule_segment(1, Rule.between("age", 30, 50), segment_id=8)
-    relation = platform.add_relation(1, relation_id=3)
-    platform.set_relation_props(
-        relation.id, ids[0], {"orders": {"top": {"a1": 5, "b2": 3}, "sum": 8}, "store": "Omsk"}
-    )
-    sender = platform.add_sender(119)
-    sender.rows += [
-        QueueRow(306, 4591, "gmail.com", hold=0, new=100, proc=100),
-        QueueRow(306, 4914, "mail.ru", hold=80, new=10, proc=10, retry=40),
-        QueueRow(412, 4914, "gmail.com", new=5),
-    ]
-    return platform
 
 
 def assert_no_secret(*texts: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from helpers import small_platform
 
 from altcraft_async._codec import encode, parse
 from altcraft_async._errors import DecodeError
@@ -17,8 +18,6 @@ from altcraft_async.testing import (
     Fault,
     ManualClock,
     Platform,
-    QueueRow,
-    Rule,
     TaskPlan,
 )
 
@@ -26,37 +25,6 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "test-token"
 ADMIN = "admin-token"
-
-
-def small_platform() -> Platform:
-    """One database, resource 24 (email, sms), five profiles, a static and a rule segment."""
-    platform = Platform()
-    platform.add_database(1)
-    platform.add_resource(24, database_ids=1, channels=("email", "sms"))
-    statuses = ["subscribed", "subscribed", "unsubscribed", "unconfirmed", "hardbounced"]
-    ids = [
-        platform.add_profile(
-            1,
-            email=f"p{n}@example.com",
-            phone=f"+7900000000{n}",
-            fields={"age": 20 + 10 * n, "crm": f"C{n}"},
-            subscriptions={(24, "email"): status, (24, "sms"): "subscribed"},
-        )
-        for n, status in enumerate(statuses)
-    ]
-    platform.add_static_segment(1, ids[:4], segment_id=7)
-    platform.add_rule_segment(1, Rule.between("age", 30, 50), segment_id=8)
-    relation = platform.add_relation(1, relation_id=3)
-    platform.set_relation_props(
-        relation.id, ids[0], {"orders": {"top": {"a1": 5, "b2": 3}, "sum": 8}, "store": "Omsk"}
-    )
-    sender = platform.add_sender(119)
-    sender.rows += [
-        QueueRow(306, 4591, "gmail.com", hold=0, new=100, proc=100),
-        QueueRow(306, 4914, "mail.ru", hold=80, new=10, proc=10, retry=40),
-        QueueRow(412, 4914, "gmail.com", new=5),
-    ]
-    return platform
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from helpers import FakeThread
 
 from altcraft_async import (
     AltcraftClient,
@@ -48,42 +49,6 @@ from altcraft_async import (
 )
 from altcraft_async.cli import main
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
-
-try:
-    from test_cli import FakeThread
-except ImportError:  # pragma: no cover - only when tests/ is not on sys.path
-    import asyncio
-    import threading
-
-    class FakeThread:  # type: ignore[no-redef]
-        """A FakeAltcraft serving from its own thread and event loop."""
-
-        def __init__(self, fake: FakeAltcraft) -> None:
-            self.fake = fake
-            self.url = ""
-            self._loop: asyncio.AbstractEventLoop | None = None
-            self._ready = threading.Event()
-            self._stop: asyncio.Event | None = None
-            self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-        async def _serve(self) -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            async with self.fake:
-                self.url = self.fake.url
-                self._ready.set()
-                await self._stop.wait()
-
-        def __enter__(self) -> FakeThread:
-            self._thread.start()
-            assert self._ready.wait(30), "the fake did not start"
-            return self
-
-        def __exit__(self, *exc_info: object) -> None:
-            assert self._loop is not None and self._stop is not None
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(30)
-
 
 TOKEN = "tok-SECRET-123456"
 ADMIN_TOKEN = "adm-SECRET-654321"

@@ -1,0 +1,82 @@
+"""Helpers shared by several test modules: a small hand-built platform and a threaded fake."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from altcraft_async.testing import FakeAltcraft, Platform, QueueRow, Rule
+
+T = TypeVar("T")
+
+
+def small_platform() -> Platform:
+    """One database, resource 24 (email, sms), five profiles, a static and a rule segment."""
+    platform = Platform()
+    platform.add_database(1)
+    platform.add_resource(24, database_ids=1, channels=("email", "sms"))
+    statuses = ["subscribed", "subscribed", "unsubscribed", "unconfirmed", "hardbounced"]
+    ids = [
+        platform.add_profile(
+            1,
+            email=f"p{n}@example.com",
+            phone=f"+7900000000{n}",
+            fields={"age": 20 + 10 * n, "crm": f"C{n}"},
+            subscriptions={(24, "email"): status, (24, "sms"): "subscribed"},
+        )
+        for n, status in enumerate(statuses)
+    ]
+    platform.add_static_segment(1, ids[:4], segment_id=7)
+    platform.add_rule_segment(1, Rule.between("age", 30, 50), segment_id=8)
+    relation = platform.add_relation(1, relation_id=3)
+    platform.set_relation_props(
+        relation.id, ids[0], {"orders": {"top": {"a1": 5, "b2": 3}, "sum": 8}, "store": "Omsk"}
+    )
+    sender = platform.add_sender(119)
+    sender.rows += [
+        QueueRow(306, 4591, "gmail.com", hold=0, new=100, proc=100),
+        QueueRow(306, 4914, "mail.ru", hold=80, new=10, proc=10, retry=40),
+        QueueRow(412, 4914, "gmail.com", new=5),
+    ]
+    return platform
+
+
+class FakeThread:
+    """A FakeAltcraft serving from its own thread and event loop."""
+
+    def __init__(self, fake: FakeAltcraft) -> None:
+        self.fake = fake
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with self.fake:
+            self.url = self.fake.url
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> FakeThread:
+        self._thread.start()
+        assert self._ready.wait(30), "the fake did not start"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run ``function`` on the fake's loop (its state is not thread-safe)."""
+        assert self._loop is not None
+
+        async def run() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
