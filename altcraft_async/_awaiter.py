@@ -25,13 +25,12 @@ import anyio.abc
 
 from ._errors import (
     AltcraftError,
-    APIError,
-    ClientClosedError,
     InvalidRequestError,
     TaskFailedError,
     TaskTimeoutError,
 )
 from ._poll import Backoff, Observation, PollPolicy
+from ._retry import RetryPolicy
 from .models import CountersSnapshot, TaskStatus
 
 if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is used
@@ -40,6 +39,8 @@ if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is
 __all__ = ["DEFAULT", "ProgressCallback", "SharedPoll", "Task", "TaskSource", "parse_resume_token"]
 
 RESUME_TOKEN_VERSION = 1
+#: Which poll errors are transient: the same rule as for retrying any read.
+_POLL_RETRY = RetryPolicy()
 
 ProgressCallback = Callable[[TaskStatus], Awaitable[None] | None]
 
@@ -99,10 +100,13 @@ class SharedPoll:
         """One status request; a retryable failure only delays the next poll."""
         try:
             status = await source.fetch_status(self.task_id)
-        except (APIError, InvalidRequestError, ClientClosedError) as error:
-            self.error = error
-            return
-        except AltcraftError:
+        except AltcraftError as error:
+            # only what a read may retry (connection errors, 5xx, 429, unreadable replies)
+            # waits for the next poll; anything else (an API error, an HTTP 4xx such as 404,
+            # a closed client) ends the wait instead of repeating it until the deadline
+            if not _POLL_RETRY.should_retry(error, starts_task=False):
+                self.error = error
+                return
             self.failures += 1
             self.last_poll_at = time.monotonic()
             return
@@ -252,7 +256,7 @@ class Task:
         """
         policy = policy or self._source.default_poll_policy
         limit = policy.timeout if timeout is DEFAULT else timeout
-        if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
+        if limit is not None and (not isinstance(limit, int | float) or not limit > 0):  # NaN
             raise InvalidRequestError(f"timeout must be a positive number or None, got {limit!r}")
         deadline = math.inf if limit is None else time.monotonic() + limit
         shared = self._source.join_poll(self.task_id, self._created_monotonic)
@@ -337,8 +341,14 @@ def parse_resume_token(token: str) -> dict[str, Any]:
     task_id = data.get("task_id")
     if not isinstance(task_id, str) or not task_id:
         raise InvalidRequestError("resume token has no task id")
+    for key in ("endpoint", "kind"):
+        if not isinstance(data.get(key, ""), str):
+            raise InvalidRequestError(f"resume token has an invalid {key}")
     try:
-        data["created"] = datetime.fromisoformat(str(data.get("created")))
+        created = datetime.fromisoformat(str(data.get("created")))
     except ValueError:
         raise InvalidRequestError("resume token has an invalid created time") from None
+    if created.tzinfo is None:  # Task subtracts it from an aware now()
+        raise InvalidRequestError("resume token has a created time without a time zone")
+    data["created"] = created
     return data

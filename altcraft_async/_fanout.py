@@ -72,7 +72,7 @@ class FanOut(Generic[RefT]):
         assert self._receive is not None
         try:
             return await self._receive.receive()
-        except anyio.EndOfStream:
+        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed: by client.aclose()
             await self.aclose()
             raise StopAsyncIteration from None
 
@@ -89,34 +89,11 @@ class FanOut(Generic[RefT]):
 
     def _start(self) -> None:
         send, self._receive = anyio.create_memory_object_stream[Outcome[RefT]](math.inf)
-        self._engine = asyncio.get_running_loop().create_task(self._run(send))
+        # The engine holds no reference to self: an abandoned FanOut is collected and its
+        # __del__ cancels the engine (a bound method here would keep it alive to the end).
+        engine = _run(self._refs, self._run_one, self._concurrency, self._fail_fast, send)
+        self._engine = asyncio.get_running_loop().create_task(engine)
         self._on_start(self)
-
-    async def _run(self, send: MemoryObjectSendStream[Outcome[RefT]]) -> None:
-        limiter = anyio.CapacityLimiter(self._concurrency)
-        async with send, anyio.create_task_group() as group:
-            for ref in self._refs:
-                token = object()
-                await limiter.acquire_on_behalf_of(token)
-                group.start_soon(self._one, ref, token, limiter, send, group)
-
-    async def _one(
-        self,
-        ref: RefT,
-        token: object,
-        limiter: anyio.CapacityLimiter,
-        send: MemoryObjectSendStream[Outcome[RefT]],
-        group: anyio.abc.TaskGroup,
-    ) -> None:
-        try:
-            outcome = Outcome(ref, result=await self._run_one(ref))
-        except AltcraftError as error:
-            outcome = Outcome(ref, error=error)
-        finally:
-            limiter.release_on_behalf_of(token)
-        send.send_nowait(outcome)
-        if self._fail_fast and outcome.error is not None:
-            group.cancel_scope.cancel()
 
     def cancel(self) -> None:
         """Cancel what is in flight without waiting (safe from ``__del__``)."""
@@ -131,13 +108,58 @@ class FanOut(Generic[RefT]):
             return
         if not engine.done():
             engine.cancel()
-        await asyncio.wait({engine})
+        # shielded: when the consumer leaves because *it* is cancelled (move_on_after around
+        # the loop), the engine must still be stopped before the exit returns
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({engine})
         if self._receive is not None:
             self._receive.close()
         if not engine.cancelled() and engine.exception() is not None:
             raise engine.exception()  # type: ignore[misc]
 
     def __del__(self) -> None:
-        engine = self._engine
+        engine = getattr(self, "_engine", None)  # absent when __init__ raised
         if engine is not None and not engine.done() and not engine.get_loop().is_closed():
             engine.cancel()
+        receive = getattr(self, "_receive", None)
+        if receive is not None:
+            receive.close()
+
+
+async def _run(
+    refs: Iterable[RefT],
+    run_one: Callable[[RefT], Awaitable[list[CountersSnapshot]]],
+    concurrency: int,
+    fail_fast: bool,
+    send: MemoryObjectSendStream[Outcome[RefT]],
+) -> None:
+    """The engine: at most ``concurrency`` refreshes in flight, outcomes into ``send``."""
+    limiter = anyio.CapacityLimiter(concurrency)
+    async with send, anyio.create_task_group() as group:
+        for ref in refs:
+            token = object()
+            await limiter.acquire_on_behalf_of(token)
+            group.start_soon(_one, ref, run_one, fail_fast, token, limiter, send, group)
+
+
+async def _one(
+    ref: RefT,
+    run_one: Callable[[RefT], Awaitable[list[CountersSnapshot]]],
+    fail_fast: bool,
+    token: object,
+    limiter: anyio.CapacityLimiter,
+    send: MemoryObjectSendStream[Outcome[RefT]],
+    group: anyio.abc.TaskGroup,
+) -> None:
+    try:
+        outcome = Outcome(ref, result=await run_one(ref))
+    except AltcraftError as error:
+        outcome = Outcome(ref, error=error)
+    finally:
+        limiter.release_on_behalf_of(token)
+    try:
+        send.send_nowait(outcome)
+    except anyio.BrokenResourceError:  # the consumer is gone (the FanOut was collected)
+        return
+    if fail_fast and outcome.error is not None:
+        group.cancel_scope.cancel()

@@ -71,8 +71,8 @@ class PollPolicy:
             raise ValueError(f"max_attempts must be at least 1 or None, got {value}")
 
     def first_delay(self) -> float:
-        """How long after the task was created to poll for the first time."""
-        return self.backoff.initial
+        """How long after the task was created to poll for the first time (capped too)."""
+        return min(self.backoff.initial, self.backoff.max_interval)
 
     def next_delay(self, observations: Sequence[Observation], rand: float = 0.5) -> float:
         """Seconds to wait after the last observation before polling again.

@@ -85,9 +85,7 @@ def test_without_progress_the_policy_backs_off_exponentially() -> None:
 
 
 def test_progress_awareness_can_be_switched_off() -> None:
-    policy = PollPolicy(
-        backoff=Backoff(initial=0.5, factor=2.0, jitter=0.0), progress_aware=False
-    )
+    policy = PollPolicy(backoff=Backoff(initial=0.5, factor=2.0, jitter=0.0), progress_aware=False)
     assert policy.next_delay([(1.0, 20.0)]) == 1.0
 
 
