@@ -14,7 +14,7 @@ import aiohttp
 
 from ._awaiter import SharedPoll, Task
 from ._codec import Format
-from ._errors import InvalidRequestError
+from ._errors import ClientClosedError, InvalidRequestError
 from ._fanout import FanOut
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
@@ -138,7 +138,7 @@ class AltcraftClient:
     async def aclose(self) -> None:
         """Stop fan-outs still running and close the connection pool; safe to call twice."""
         for fanout in list(self._fanouts):
-            await fanout.aclose()
+            await fanout.abort(ClientClosedError("the client was closed during refresh_many"))
         await self._transport.aclose()
 
     @property

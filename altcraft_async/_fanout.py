@@ -62,18 +62,23 @@ class FanOut(Generic[RefT]):
         self._on_start = on_start
         self._engine: asyncio.Task[None] | None = None
         self._receive: MemoryObjectReceiveStream[Outcome[RefT]] | None = None
+        self._aborted: AltcraftError | None = None
 
     def __aiter__(self) -> FanOut[RefT]:
         return self
 
     async def __anext__(self) -> Outcome[RefT]:
+        if self._aborted is not None:
+            raise self._aborted
         if self._receive is None:
             self._start()
         assert self._receive is not None
         try:
             return await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):  # closed: by client.aclose()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             await self.aclose()
+            if self._aborted is not None:  # stopped by client.aclose(): not a normal end
+                raise self._aborted from None
             raise StopAsyncIteration from None
 
     async def __aenter__(self) -> FanOut[RefT]:
@@ -100,6 +105,11 @@ class FanOut(Generic[RefT]):
         engine = self._engine
         if engine is not None and not engine.done():
             engine.cancel()
+
+    async def abort(self, error: AltcraftError) -> None:
+        """Stop, and make the consumer's next step raise ``error`` instead of just ending."""
+        self._aborted = error
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Cancel what is still in flight and wait until it has stopped."""
