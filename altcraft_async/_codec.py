@@ -15,19 +15,24 @@ no external entities can happen.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, get_args, get_origin
-from xml.sax.saxutils import escape
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import attrs
-import cattrs
 import orjson
-from cattrs.gen import make_dict_structure_fn
 
 from ._errors import DecodeError
 from .models.relations import NumericProperty
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
+    import cattrs
+
+# cattrs and xml.etree are imported on first use, not at import time: together with building
+# the two converters they were a third of the SDK's own import time.
 
 __all__ = [
     "CONTENT_TYPES",
@@ -55,6 +60,9 @@ def excerpt(body: bytes, limit: int = 80) -> str:
     return body[:limit].decode("utf-8", "replace")
 
 
+_excerpt = excerpt  # for :func:`structure`, whose ``excerpt`` argument shadows the function
+
+
 # --- encoding -------------------------------------------------------------------------------
 
 
@@ -72,18 +80,32 @@ def encode(document: Mapping[str, Any], fmt: Format) -> bytes:
     return "".join(parts).encode()
 
 
+def _escape(text: str) -> str:
+    """``xml.sax.saxutils.escape`` without importing ``xml.sax``: ``&``, ``<`` and ``>``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _xml_fields(document: Mapping[str, Any], out: list[str]) -> None:
     for key, value in document.items():
         items = value if isinstance(value, list | tuple) else (value,)
+        open_tag = f"<{key}>"
+        close_tag = f"</{key}>"
         for item in items:
-            out.append(f"<{key}>")
-            if isinstance(item, Mapping):
+            out.append(open_tag)
+            kind = type(item)
+            # Exact int/float/str first (the usual ids and strings): cheaper than the Mapping
+            # ABC check; bool is a distinct type, so it still reaches its own branch.
+            if kind is int or kind is float:
+                out.append(str(item))  # digits, sign, ".", "e", "inf", "nan": nothing to escape
+            elif kind is str:
+                out.append(_escape(item))
+            elif isinstance(item, Mapping):
                 _xml_fields(item, out)
             elif isinstance(item, bool):
                 out.append("true" if item else "false")
             elif item is not None:
-                out.append(escape(str(item)))
-            out.append(f"</{key}>")
+                out.append(_escape(str(item)))
+            out.append(close_tag)
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -125,13 +147,15 @@ def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
         raise DecodeError(
             "XML with a DTD is refused", endpoint=endpoint, excerpt=excerpt(body)
         ) from None
+    import xml.etree.ElementTree as ET  # lazy: see the imports above
+
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
         message = f"invalid XML: {exc}"
         raise DecodeError(message, endpoint=endpoint, excerpt=excerpt(body)) from None
     try:
-        plain = _element(root, 0, endpoint)
+        plain = _element(root, 0)
     except _TooDeep:
         raise DecodeError(
             f"XML nested deeper than {MAX_DEPTH} levels", endpoint=endpoint, excerpt=excerpt(body)
@@ -143,18 +167,21 @@ class _TooDeep(Exception):
     """Raised by :func:`_element` past ``MAX_DEPTH``; turned into a DecodeError with an excerpt."""
 
 
-def _element(element: ET.Element, depth: int, endpoint: str) -> Any:
+def _element(element: ET.Element, depth: int) -> Any:
+    """Plain data of ``element`` (at ``depth``, the root being 0); deeper than MAX_DEPTH raises."""
     if depth > MAX_DEPTH:
         raise _TooDeep
     if len(element) == 0:
-        text = element.text
-        if text is None:
-            return None
-        text = text.strip()
-        return text or None
+        return _leaf(element)
+    if depth >= MAX_DEPTH:  # its children would be too deep
+        raise _TooDeep
     result: dict[str, Any] = {}
     for child in element:
-        value = _element(child, depth + 1, endpoint)
+        if len(child):
+            value = _element(child, depth + 1)
+        else:  # a leaf (most elements), read inline to save a call
+            text = child.text
+            value = None if text is None else text.strip() or None
         key = child.tag
         if key in result:
             previous = result[key]
@@ -165,6 +192,14 @@ def _element(element: ET.Element, depth: int, endpoint: str) -> Any:
         else:
             result[key] = value
     return result
+
+
+def _leaf(element: ET.Element) -> str | None:
+    """The stripped text of an element without children; None when empty."""
+    text = element.text
+    if text is None:
+        return None
+    return text.strip() or None
 
 
 class _Repeated(list[Any]):
@@ -269,7 +304,11 @@ _XML_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 def _lenient_int(value: Any, _: type) -> int:
     if type(value) is int:
         return value
-    if isinstance(value, str) and _XML_INT.fullmatch(value):
+    # Plain ASCII digits (the usual case) skip the regex; ``isdigit`` alone would also accept
+    # other Unicode digits, hence ``isascii``.
+    if isinstance(value, str) and (
+        (value.isascii() and value.isdigit()) or _XML_INT.fullmatch(value)
+    ):
         return int(value)
     raise _fail(value, "an integer")
 
@@ -299,8 +338,32 @@ def _lenient_bool(value: Any, _: type) -> bool:
     raise _fail(value, "a boolean")
 
 
+def _is_optional(tp: Any) -> bool:
+    args = get_args(tp)
+    return len(args) == 2 and NoneType in args and get_origin(tp) in (Union, UnionType)
+
+
+def _optional_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
+    """``X | None``: None stays None, anything else goes to X's hook, resolved once.
+
+    Same result as cattrs's own optional handling, which looks X's hook up on every value.
+    """
+
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        inner = get_args(tp)[0] if get_args(tp)[1] is NoneType else get_args(tp)[1]
+        inner_hook = converter.get_structure_hook(inner)
+
+        def hook(value: Any, _: Any) -> Any:
+            return None if value is None else inner_hook(value, inner)
+
+        return hook
+
+    return factory
+
+
 def _model_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any], Any]:
     """Structure attrs models from dicts only; in XML an empty element is an empty model."""
+    from cattrs.gen import make_dict_structure_fn  # lazy: see the imports above
 
     def factory(cls: Any) -> Callable[[Any, Any], Any]:
         fields_hook = make_dict_structure_fn(cls, converter)
@@ -322,6 +385,8 @@ def _lenient_props(value: Any, tp: type) -> dict[str, Any]:
 
 
 def _make_converter(lenient: bool) -> cattrs.Converter:
+    import cattrs  # lazy: see the imports above
+
     converter = cattrs.Converter(detailed_validation=False)
     converter.register_structure_hook(int, _lenient_int if lenient else _strict_int)
     converter.register_structure_hook(float, _lenient_float if lenient else _strict_float)
@@ -330,6 +395,7 @@ def _make_converter(lenient: bool) -> cattrs.Converter:
     converter.register_structure_hook(datetime, _datetime)
     converter.register_structure_hook_func(_is_props, _lenient_props if lenient else _props)
     converter.register_structure_hook_factory(_is_sequence, _sequence_hook(converter, lenient))
+    converter.register_structure_hook_factory(_is_optional, _optional_hook(converter))
     converter.register_structure_hook_factory(attrs.has, _model_hook(converter, lenient))
     converter.register_unstructure_hook(datetime, _unstructure_datetime)
     converter.register_unstructure_hook(NumericProperty, _unstructure_numeric)
@@ -344,21 +410,43 @@ def _unstructure_numeric(value: NumericProperty) -> dict[str, Any]:
     return {"top": dict(value.top), "sum": value.sum}
 
 
-_CONVERTERS = {"json": _make_converter(lenient=False), "xml": _make_converter(lenient=True)}
+#: The converters by format, built on first use (see the imports above).
+_CONVERTERS: dict[str, cattrs.Converter] = {}
+#: Structure hooks by (format, type): skips the converter's dispatch on every reply.
+_HOOKS: dict[tuple[str, Any], Callable[[Any, Any], Any]] = {}
+
+
+def _converter(fmt: str) -> cattrs.Converter:
+    converter = _CONVERTERS.get(fmt)
+    if converter is None:
+        converter = _CONVERTERS[fmt] = _make_converter(lenient=fmt == "xml")
+    return converter
 
 
 def structure(
-    data: Any, cls: type[T] | Any, fmt: Format, *, endpoint: str = "", excerpt: str = ""
+    data: Any,
+    cls: type[T] | Any,
+    fmt: Format,
+    *,
+    endpoint: str = "",
+    excerpt: str = "",
+    body: bytes | None = None,
 ) -> T:
     """Type plain data as ``cls`` (an attrs class or e.g. ``list[Model]``) or raise DecodeError.
 
-    ``excerpt`` (the start of the reply body) goes into the error, as for parse errors.
+    ``excerpt`` (the start of the reply body) goes into the error, as for parse errors; or pass
+    the whole ``body`` and the excerpt is only cut from it when there is an error.
     """
     try:
-        result: T = _CONVERTERS[fmt].structure(data, cls)
+        hook = _HOOKS.get((fmt, cls))
+        if hook is None:
+            hook = _HOOKS[fmt, cls] = _converter(fmt).get_structure_hook(cls)
+        result: T = hook(data, cls)
     except DecodeError:
         raise
     except Exception as exc:  # cattrs raises KeyError/TypeError/ValueError/ClassValidationError
+        if body is not None and not excerpt:
+            excerpt = _excerpt(body)
         raise DecodeError(
             f"reply data does not fit {getattr(cls, '__name__', cls)}: {type(exc).__name__}: {exc}",
             endpoint=endpoint,
@@ -369,4 +457,4 @@ def structure(
 
 def unstructure(obj: Any) -> Any:
     """Plain data of a model, ready for :func:`encode` (datetimes as ISO 8601 with ``Z``)."""
-    return _CONVERTERS["json"].unstructure(obj)
+    return _converter("json").unstructure(obj)

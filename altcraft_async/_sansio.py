@@ -214,9 +214,7 @@ def decode_reply(
         )
     if not ok_status:
         raise _status_error(spec, status, headers, body)
-    return structure(
-        envelope.get("data"), spec.response, fmt, endpoint=spec.name, excerpt=excerpt(body)
-    )
+    return structure(envelope.get("data"), spec.response, fmt, endpoint=spec.name, body=body)
 
 
 def _error_code(value: Any) -> int | None:

@@ -35,7 +35,8 @@ def test_backoff_rejects_bad_values(kwargs: dict[str, float]) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"timeout": 0}, {"timeout": -1}, {"max_attempts": 0}, {"margin": -0.1}]
+    "kwargs",
+    [{"timeout": 0}, {"timeout": -1}, {"max_attempts": 0}, {"margin": -0.1}, {"horizon": 0}],
 )
 def test_poll_policy_rejects_bad_values(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
@@ -69,8 +70,16 @@ def test_estimate_remaining(
 
 def test_progress_aware_delay_aims_just_after_estimated_completion() -> None:
     policy = PollPolicy(margin=0.05, min_interval=0.05)
-    # 20 % after 1 s: done at 5 s, i.e. 4 s after the poll; aim 4 * 1.05 + 0.05 later
-    assert policy.next_delay([(1.0, 20.0)]) == pytest.approx(4.25)
+    # 40 % after 2 s: done at 5 s, i.e. 3 s after the poll; aim 3 * 1.05 + 0.05 later
+    assert policy.next_delay([(2.0, 40.0)]) == pytest.approx(3.2)
+
+
+def test_an_early_estimate_looks_at_most_horizon_times_the_evidence_ahead() -> None:
+    # 10 % after 0.5 s predicts 4.5 s more; with horizon 3 the next poll comes 1.5 s later
+    assert PollPolicy(horizon=3.0).next_delay([(0.5, 10.0)]) == pytest.approx(1.5)
+    assert PollPolicy(horizon=100.0).next_delay([(0.5, 10.0)]) == pytest.approx(4.775)
+    # the span counts from the last poll that still saw 0 (the task was queued until 2 s)
+    assert PollPolicy(horizon=2.0).next_delay([(2.0, 0.0), (2.5, 10.0)]) == pytest.approx(1.0)
 
 
 def test_progress_aware_delay_never_exceeds_max_interval() -> None:
@@ -93,9 +102,10 @@ def test_first_poll_comes_after_the_initial_delay() -> None:
     assert PollPolicy(backoff=Backoff(initial=0.3)).first_delay() == 0.3
 
 
-def test_linear_task_is_found_done_in_two_polls() -> None:
-    """Simulate a task whose progress grows linearly: the second poll lands after the finish."""
-    policy = PollPolicy()
+@pytest.mark.parametrize(("horizon", "most_polls"), [(3.0, 3), (1000.0, 2)])
+def test_linear_task_is_found_done_in_few_polls(horizon: float, most_polls: int) -> None:
+    """A task whose progress grows linearly is noticed just after it ends, in few polls."""
+    policy = PollPolicy(horizon=horizon)
     for duration in (0.7, 1.3, 2.0, 3.5, 5.0):
         clock = policy.first_delay()
         observations: list[tuple[float, float | None]] = []
@@ -107,5 +117,5 @@ def test_linear_task_is_found_done_in_two_polls() -> None:
             if progress >= 100.0:
                 break
             clock += policy.next_delay(observations)
-        assert polls <= 2, duration
+        assert polls <= most_polls, duration
         assert clock - duration <= 0.05 * duration + policy.min_interval + 1e-9

@@ -1,0 +1,195 @@
+"""``python -m benchmarks [--quick | --smoke] [--json PATH] [--only SECTION ...]``.
+
+Runs the four sections (see ``benchmarks/README.md``), prints one table per section and, with
+``--json``, writes ``{"overhead": [...], "fanout": [...], "memory": {...}, "import": {...},
+"meta": {...}}``. ``--quick`` finishes in under a minute on two cores; ``--smoke`` shrinks
+everything further (it only proves that every part runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+from .fanout import run_fanout
+from .importtime import run_import
+from .memory import run_memory
+from .overhead import run_overhead
+
+SECTIONS = ("overhead", "fanout", "memory", "import")
+
+
+@frozen
+class Sizes:
+    """How much each section does in one mode."""
+
+    overhead_rounds: int
+    overhead_seconds: float
+    fanout_sizes: tuple[int, ...]
+    fanout_duration_scale: float
+    raw_probe_s: float
+    memory_tasks: int
+    import_runs: int
+
+
+MODES = {
+    "full": Sizes(7, 1.5, (1_000, 10_000), 1.0, 3.0, 10_000, 21),
+    "quick": Sizes(3, 0.3, (200,), 1.0, 1.0, 2_000, 5),
+    "smoke": Sizes(1, 0.1, (20,), 0.2, 0.3, 200, 1),
+}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _table(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[_fmt(row.get(column)) for column in columns] for row in rows]
+    widths = [
+        max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)
+    ]
+    lines = [title, "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The human-readable tables of ``results`` (sections that ran)."""
+    parts: list[str] = []
+    if "overhead" in results:
+        parts.append(
+            _table(
+                "Call overhead: segments.get_counters, SDK vs raw aiohttp (requests/s, medians)",
+                results["overhead"],
+                (
+                    "format",
+                    "concurrency",
+                    "sdk_rps",
+                    "raw_rps",
+                    "ratio",
+                    "sdk_cpu_us",
+                    "raw_cpu_us",
+                ),
+            )
+        )
+    if "fanout" in results:
+        parts.append(
+            _table(
+                "Fan-out against FakeAltcraft (tasks of 0.5-5 s; ratios vs fixed-1s)",
+                results["fanout"],
+                (
+                    "tasks",
+                    "policy",
+                    "wall_s",
+                    "longest_task_s",
+                    "wall_over_longest",
+                    "polls_per_task",
+                    "fewer_polls_vs_fixed",
+                    "notice_p50_s",
+                    "notice_p95_s",
+                    "p95_vs_fixed",
+                    "peak_connections",
+                    "client_cpu_s",
+                    "server_cpu_s",
+                    "request_rate",
+                    "peak_request_rate",
+                    "raw_rps",
+                ),
+            )
+        )
+    if "memory" in results:
+        parts.append(
+            _table(
+                "Memory per pending awaited task (bytes)",
+                [results["memory"]],
+                ("tasks", "bytes_per_task", "peak_bytes_per_task", "rss_bytes_per_task"),
+            )
+        )
+    if "import" in results:
+        parts.append(
+            _table(
+                "Import time in a fresh interpreter (seconds, medians)",
+                [results["import"]],
+                ("sdk_s", "aiohttp_s", "ratio", "runs", "testing_imported"),
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="under a minute on two cores")
+    mode.add_argument("--smoke", action="store_true", help="tiny sizes: only proves it runs")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the results here")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    args = parser.parse_args(argv)
+    name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    sizes = MODES[name]
+    sections = args.only or SECTIONS
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    log(f"benchmarks ({name} mode): {', '.join(sections)}")
+    if "overhead" in sections:
+        results["overhead"] = run_overhead(
+            rounds=sizes.overhead_rounds, duration=sizes.overhead_seconds, log=log
+        )
+    if "fanout" in sections:
+        results["fanout"] = run_fanout(
+            sizes=sizes.fanout_sizes,
+            raw_probe_from=max(sizes.fanout_sizes) if name != "quick" else 10**9,
+            raw_probe_s=sizes.raw_probe_s,
+            duration_scale=sizes.fanout_duration_scale,
+            log=log,
+        )
+    if "memory" in sections:
+        results["memory"] = run_memory(tasks=sizes.memory_tasks, log=log)
+    if "import" in sections:
+        results["import"] = run_import(runs=sizes.import_runs, log=log)
+    results["meta"] = {
+        "mode": name,
+        "seconds": round(time.perf_counter() - started, 1),
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    print(render(results))
+    meta = results["meta"]
+    print(f"\n{name} run: {meta['seconds']} s on {meta['nproc']} x {meta['cpu']}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The benchmark suite runs end to end (``python -m benchmarks --smoke``) and writes its JSON.
+
+Benchmarks are not tests: nothing here checks a timing, only that every section ran, printed
+its rows and produced the documented JSON shape.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+OVERHEAD_KEYS = {"format", "concurrency", "sdk_rps", "raw_rps", "ratio"}
+FANOUT_KEYS = {
+    "tasks",
+    "policy",
+    "wall_s",
+    "longest_task_s",
+    "polls_per_task",
+    "notice_p50_s",
+    "notice_p95_s",
+}
+
+
+def test_smoke_run_prints_every_row_and_writes_the_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "benchmarks", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    text = completed.stdout
+
+    results = json.loads(out.read_text())
+    assert {"overhead", "fanout", "memory", "import"} <= set(results)
+
+    overhead = results["overhead"]
+    pairs = {(row["format"], row["concurrency"]) for row in overhead}
+    assert pairs == {(fmt, c) for fmt in ("json", "xml") for c in (1, 10, 100)}
+    for row in overhead:
+        assert set(row) >= OVERHEAD_KEYS
+        assert row["sdk_rps"] > 0 and row["raw_rps"] > 0 and row["ratio"] > 0
+
+    fanout = results["fanout"]
+    assert {row["policy"] for row in fanout} == {"default", "fixed-1s", "exponential"}
+    for row in fanout:
+        assert set(row) >= FANOUT_KEYS
+        assert row["completed"] == row["tasks"] and row["errors"] == 0
+        assert row["polls_per_task"] >= 1 and row["notice_p95_s"] is not None
+
+    memory = results["memory"]
+    assert {"tasks", "bytes_per_task"} <= set(memory) and memory["bytes_per_task"] > 0
+
+    imports = results["import"]
+    assert {"sdk_s", "aiohttp_s", "ratio"} <= set(imports)
+    assert imports["testing_imported"] is False
+
+    # Every row made it into the printed tables.
+    for title in ("Call overhead", "Fan-out", "Memory per pending", "Import time"):
+        assert title in text
+    table_rows = [line.split() for line in text.splitlines()]
+    for fmt in ("json", "xml"):
+        for concurrency in ("1", "10", "100"):
+            assert any(cells[:2] == [fmt, concurrency] for cells in table_rows), (fmt, concurrency)
+    for policy in ("default", "fixed-1s", "exponential"):
+        assert any(len(cells) > 1 and cells[1] == policy for cells in table_rows), policy
