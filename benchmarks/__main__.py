@@ -109,6 +109,7 @@ def render(results: dict[str, Any]) -> str:
                     "longest_task_s",
                     "wall_over_longest",
                     "polls_per_task",
+                    "requests_per_task",
                     "fewer_polls_vs_fixed",
                     "notice_p50_s",
                     "notice_p95_s",

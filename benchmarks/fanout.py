@@ -7,7 +7,10 @@ started with ``segments.refresh_counters`` and awaited with ``Task.wait(policy=.
 
 - ``wall_s``: first refresh request to last ``wait()`` return; ``longest_task_s``: the longest
   planned task; their ratio is the fan-out's efficiency (1.0 is perfect).
-- ``polls_per_task``: ``tasks/status`` requests the fake served, per task (mean).
+- ``polls_per_task``: ``tasks/status`` requests the fake served, per task (mean);
+  ``requests_per_task``: every request (starts included) per task.
+- policy ``push``: resource refreshes with a ``FeedbackReceiver``: the fake's webhook races
+  the safety poller, so the notice comes by push and polling is nearly gone.
 - ``notice_p50_s`` / ``notice_p95_s``: from the moment the task was done on the server to its
   ``wait()`` returning in the client (``time.time()`` in both processes, same machine).
 - ``peak_connections``: most client connections in use at once (sampled every 10 ms);
@@ -25,24 +28,34 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
 import orjson
 
-from altcraft_async import AltcraftClient, Backoff, CountersSnapshot, PollPolicy, SegmentRef
+from altcraft_async import (
+    AltcraftClient,
+    Backoff,
+    CountersSnapshot,
+    FeedbackReceiver,
+    PollPolicy,
+    SegmentRef,
+)
 
 from ._fake import TOKEN
 from ._proc import get_json, spawn
 
 __all__ = ["POLICIES", "run_fanout"]
 
-POLICIES: dict[str, PollPolicy] = {
+#: ``push``: resource refreshes whose webhook races a safety poller (every 30 s).
+POLICIES: dict[str, PollPolicy | None] = {
     "default": PollPolicy(),
     "fixed-1s": PollPolicy(
         backoff=Backoff(initial=1, factor=1, max_interval=1, jitter=0), progress_aware=False
     ),
     "exponential": PollPolicy(progress_aware=False),
+    "push": None,
 }
 
 SEED = 20240419
@@ -85,18 +98,29 @@ async def _raw_probe(base_url: str, task_id: str, duration: float) -> float:
         return done / (time.perf_counter() - t0)
 
 
-async def _fan_out(base_url: str, tasks: int, policy: PollPolicy) -> dict[str, Any]:
+async def _fan_out(base_url: str, tasks: int, policy: PollPolicy | None) -> dict[str, Any]:
+    """Refresh ``tasks`` segments polling with ``policy``; with None, refresh resources and
+    race the feedback webhook (a FeedbackReceiver in this process) against a safety poller."""
     returned: dict[str, float] = {}
     peak = 0
     errors = 0
-    async with AltcraftClient(base_url, token=TOKEN) as client:
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(AltcraftClient(base_url, token=TOKEN))
+        receiver = None
+        if policy is None:
+            receiver = await stack.enter_async_context(FeedbackReceiver())
 
         async def run_one(ref: SegmentRef) -> list[CountersSnapshot]:
-            task = await client.segments.refresh_counters(
-                segment_id=ref.segment_id,
-                resource_id=ref.resource_id,
-                database_id=ref.database_id,
-            )
+            if receiver is not None:
+                task = await client.resources.refresh_counters(
+                    resource_id=ref.resource_id, database_id=1, feedback=receiver
+                )
+            else:
+                task = await client.segments.refresh_counters(
+                    segment_id=ref.segment_id,
+                    resource_id=ref.resource_id,
+                    database_id=ref.database_id,
+                )
             result = await task.wait(policy=policy)
             returned[task.task_id] = time.time()
             return result
@@ -130,7 +154,11 @@ async def _fan_out(base_url: str, tasks: int, policy: PollPolicy) -> dict[str, A
 
 
 def _one_run(
-    tasks: int, name: str, policy: PollPolicy, raw_probe: float | None, duration_scale: float
+    tasks: int,
+    name: str,
+    policy: PollPolicy | None,
+    raw_probe: float | None,
+    duration_scale: float,
 ) -> dict[str, Any]:
     args = ["--seed", str(SEED), "--duration-scale", str(duration_scale)]
     with spawn("benchmarks._fake", args) as fake:
@@ -168,6 +196,7 @@ def _one_run(
         "client_cpu_s": round(run["cpu"], 3),
         "server_cpu_s": round(after["cpu_s"] - before["cpu_s"], 3),
         "requests": after["requests"] - before["requests"],
+        "requests_per_task": round((after["requests"] - before["requests"]) / tasks, 3),
         "request_rate": round((after["requests"] - before["requests"]) / wall, 1),
         "peak_request_rate": busiest,
     }
