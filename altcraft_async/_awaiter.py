@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import anyio.abc
 
 from ._errors import (
     AltcraftError,
@@ -39,6 +38,8 @@ from ._retry import RetryPolicy
 from .models import CountersSnapshot, TaskStatus
 
 if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is used
+    import anyio.abc
+
     from ._feedback import PushWaiter
 
 __all__ = ["DEFAULT", "ProgressCallback", "SharedPoll", "Task", "TaskSource", "parse_resume_token"]
