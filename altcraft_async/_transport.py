@@ -129,7 +129,8 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trace_configs=self._trace_configs or None,
-                headers=self._headers,
+                # None, not {}: default headers make aiohttp merge header dicts on every request
+                headers=self._headers or None,
             )
         return self._session
 
