@@ -103,12 +103,6 @@ class FanOut(Generic[RefT]):
         self._engine = asyncio.get_running_loop().create_task(engine)
         self._on_start(self)
 
-    def cancel(self) -> None:
-        """Cancel what is in flight without waiting (safe from ``__del__``)."""
-        engine = self._engine
-        if engine is not None and not engine.done():
-            engine.cancel()
-
     async def abort(self, error: AltcraftError) -> None:
         """Stop, and make the consumer's next step raise ``error`` instead of just ending."""
         self._aborted = error
