@@ -45,21 +45,18 @@ def add_local_commands(commands: Any) -> None:
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
     demo.set_defaults(runner=run_demo)
 
-    server = commands.add_parser(
+    commands.add_parser(
         "fake-server",
-        help="run the fake Altcraft platform standalone on a host/port",
-        description="Run the fake platform; the options are those of "
-        "'python -m altcraft_async.testing --help'.",
+        help="run the fake Altcraft platform standalone on a host/port (--help for options)",
         add_help=False,
-    )
-    server.add_argument("options", nargs=argparse.REMAINDER)
-    server.set_defaults(sync_runner=run_fake_server)
+    )  # main() hands its arguments to the fake's own parser before parsing
 
 
-def run_fake_server(args: argparse.Namespace) -> int:
+def run_fake_server(argv: list[str]) -> int:
+    """``altcraft-async fake-server [options]``: ``python -m altcraft_async.testing``."""
     from .testing.__main__ import main
 
-    main(args.options)
+    main(argv)
     return 0
 
 

@@ -444,16 +444,19 @@ async def run_api_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["fake-server"]:
+        # its options belong to the fake's own parser (argparse cannot pass "--port" through)
+        from ._cli_local import run_fake_server
+
+        return run_fake_server(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if hasattr(args, "token") and args.token is None:
         args.token = os.environ.get("ALTCRAFT_TOKEN")
     if hasattr(args, "admin_token") and args.admin_token is None:
         args.admin_token = os.environ.get("ALTCRAFT_ADMIN_TOKEN")
     secrets = _secrets(args)
-    sync_runner = getattr(args, "sync_runner", None)
-    if sync_runner is not None:
-        return int(sync_runner(args))
     runner = getattr(args, "runner", None) or run_api_command
     try:
         return int(asyncio.run(runner(args)))

@@ -430,3 +430,38 @@ def test_version_and_help() -> None:
     assert result.returncode == 0
     for command in ("demo", "fake-server", "segments", "refresh-many", "tasks", "admin"):
         assert command in result.stdout
+
+
+def test_fake_server_command_serves_until_stopped() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "altcraft_async", "fake-server", "--port", "0", "--profiles", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        url = line.split(" on ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        code = main(
+            [
+                "segments",
+                "counters",
+                "--url",
+                url,
+                "--token",
+                "test-token",
+                "--segment-id",
+                "1",
+                "--resource-id",
+                "1",
+                "--database-id",
+                "1",
+                "--json",
+            ]
+        )
+        assert code == 0
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
