@@ -20,6 +20,7 @@ import json
 import math
 import random
 import time
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -45,6 +46,8 @@ if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is
 __all__ = ["DEFAULT", "ProgressCallback", "SharedPoll", "Task", "TaskSource", "parse_resume_token"]
 
 RESUME_TOKEN_VERSION = 1
+#: A follower polls on its own schedule only when it is due this much before the leader.
+_SLACK = 0.05
 #: Jitter source shared by all tasks (a Random per task would cost ~3 KB each).
 _JITTER = random.Random()
 #: Which poll errors are transient: the same rule as for retrying any read.
@@ -84,9 +87,12 @@ class SharedPoll:
         self.latest: TaskStatus | None = None
         self.version = 0
         self.error: AltcraftError | None = None
+        self.last_error: AltcraftError | None = None  # of the last poll, if it failed
         self.failures = 0
         self.last_poll_at = created
         self.leading = False
+        self.leader_poll_at = math.inf  # when the leader's next poll is due
+        self.polling_sooner = False  # a follower with a faster policy polls for everyone
         self.waiters = 0
         self._changed: asyncio.Event | None = None  # made when somebody waits: saves memory
 
@@ -119,10 +125,12 @@ class SharedPoll:
                 self.error = error
                 return
             self.failures += 1
+            self.last_error = error
             self.last_poll_at = time.monotonic()
             return
         now = time.monotonic()
         self.failures = 0
+        self.last_error = None
         self.last_poll_at = now
         self.observations.append((now - self.created, status.progress))
         self.latest = status
@@ -145,6 +153,8 @@ class Task:
     ) -> None:
         self._source = source
         self._push = push
+        if push is not None:  # a handle dropped without a final answer frees its callback
+            weakref.finalize(self, push.release)
         self.task_id = task_id
         self.endpoint = endpoint
         self.kind = kind
@@ -246,13 +256,12 @@ class Task:
                 outcome.append(error)
             group.cancel_scope.cancel()
 
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(by_push, group)
-                group.start_soon(by_poll, group)
-        finally:
-            push.release()
+        async with anyio.create_task_group() as group:
+            group.start_soon(by_push, group)
+            group.start_soon(by_poll, group)
         first = outcome[0]
+        if not isinstance(first, TaskTimeoutError):
+            push.release()  # final: a later webhook is late; after a timeout, keep listening
         if isinstance(first, BaseException):
             raise first
         return first
@@ -302,13 +311,18 @@ class Task:
                         last_status=latest.status if latest else None,
                         progress=latest.progress if latest else None,
                         resume_token=self.resume_token(),
-                    )
+                    ) from shared.last_error  # why the last polls failed, if they did
                 try:
                     async with asyncio.timeout(None if remaining == math.inf else remaining):
-                        if shared.leading:
-                            await shared.changed()
-                        else:
+                        if not shared.leading:
                             await self._lead(shared, policy)
+                        elif (
+                            not shared.polling_sooner
+                            and shared.next_poll_at(policy, 0.0) < shared.leader_poll_at - _SLACK
+                        ):
+                            await self._poll_sooner(shared, policy)
+                        else:
+                            await shared.changed()
                 except TimeoutError:
                     pass  # the deadline passed: the next turn raises TaskTimeoutError
         finally:
@@ -317,12 +331,33 @@ class Task:
     async def _lead(self, shared: SharedPoll, policy: PollPolicy) -> None:
         shared.leading = True
         try:
-            delay = shared.next_poll_at(policy, _JITTER.random()) - time.monotonic()
+            shared.leader_poll_at = shared.next_poll_at(policy, _JITTER.random())
+            delay = shared.leader_poll_at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             await shared.poll(self._source)
         finally:
             shared.leading = False
+            shared.leader_poll_at = math.inf
+            shared.notify()
+
+    async def _poll_sooner(self, shared: SharedPoll, policy: PollPolicy) -> None:
+        """This waiter's policy wants a poll before the leader's (a slow push safety poller
+        leads, say): wait for news until then, and poll itself if none came."""
+        version = shared.version
+        due = shared.next_poll_at(policy, _JITTER.random()) - time.monotonic()
+        shared.polling_sooner = True
+        try:
+            try:
+                async with asyncio.timeout(max(due, 0.0)):
+                    await shared.changed()
+                    return
+            except TimeoutError:
+                pass
+            if shared.version == version:
+                await shared.poll(self._source)
+        finally:
+            shared.polling_sooner = False
             shared.notify()
 
 

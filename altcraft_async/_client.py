@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import ssl
 import warnings
 import weakref
@@ -9,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -84,13 +87,13 @@ class AltcraftClient:
             raise InvalidRequestError(f"format must be 'json' or 'xml', got {format!r}")
         if auth not in ("body", "bearer"):
             raise InvalidRequestError(f"auth must be 'body' or 'bearer', got {auth!r}")
-        if not isinstance(timeout, int | float) or timeout <= 0:
+        if not _positive_finite(timeout):
             raise InvalidRequestError(f"timeout must be a positive number, got {timeout!r}")
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise InvalidRequestError("max_connections must be an int")
         if max_connections < 1:
             raise InvalidRequestError("max_connections must be at least 1")
-        if rate_limit is not None and (not isinstance(rate_limit, int | float) or rate_limit <= 0):
+        if rate_limit is not None and not _positive_finite(rate_limit):
             raise InvalidRequestError(f"rate_limit must be positive or None, got {rate_limit!r}")
         self.base_url = base_url.rstrip("/")
         self.format: Format = format
@@ -121,7 +124,9 @@ class AltcraftClient:
 
     def __repr__(self) -> str:
         state = "closed" if self._transport.closed else "open"
-        return f"<AltcraftClient {self.base_url} format={self.format} {state}>"
+        parts = urlsplit(self.base_url)
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no userinfo
+        return f"<AltcraftClient {shown} format={self.format} {state}>"
 
     async def __aenter__(self) -> AltcraftClient:
         self._transport.check_usable()
@@ -137,9 +142,14 @@ class AltcraftClient:
 
     async def aclose(self) -> None:
         """Stop fan-outs still running and close the connection pool; safe to call twice."""
-        for fanout in list(self._fanouts):
-            await fanout.abort(ClientClosedError("the client was closed during refresh_many"))
-        await self._transport.aclose()
+        try:
+            for fanout in list(self._fanouts):
+                with contextlib.suppress(Exception):  # a crashed fan-out told its consumer
+                    await fanout.abort(
+                        ClientClosedError("the client was closed during refresh_many")
+                    )
+        finally:
+            await self._transport.aclose()
 
     @property
     def closed(self) -> bool:
@@ -173,7 +183,7 @@ class AltcraftClient:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> Any:
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        if timeout is not None and not _positive_finite(timeout):
             raise InvalidRequestError(f"timeout must be a positive number, got {timeout!r}")
         if spec.admin:
             if self._admin_token is None:
@@ -226,3 +236,13 @@ class AltcraftClient:
             fail_fast=fail_fast,
             on_start=self._fanouts.add,
         )
+
+
+def _positive_finite(value: object) -> bool:
+    """A real number of seconds (or a rate): positive, not NaN, not infinite, not a bool."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )

@@ -131,6 +131,7 @@ def parse(body: bytes, fmt: Format, *, endpoint: str = "") -> dict[str, Any]:
             f"expected an object, got {type(document).__name__}",
             endpoint=endpoint,
             excerpt=excerpt(body),
+            transient=False,
         )
     return document
 
@@ -141,12 +142,15 @@ def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
     # DTD check below honest, since it can only see an ASCII-compatible ``<!DOCTYPE``.
     if b"\x00" in body:
         raise DecodeError(
-            "XML that is not UTF-8 is refused", endpoint=endpoint, excerpt=excerpt(body)
-        ) from None
+            "XML that is not UTF-8 is refused",
+            endpoint=endpoint,
+            excerpt=excerpt(body),
+            transient=False,
+        )
     if _DTD.search(body):
         raise DecodeError(
-            "XML with a DTD is refused", endpoint=endpoint, excerpt=excerpt(body)
-        ) from None
+            "XML with a DTD is refused", endpoint=endpoint, excerpt=excerpt(body), transient=False
+        )
     import xml.etree.ElementTree as ET  # lazy: see the imports above
 
     try:
@@ -158,7 +162,10 @@ def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
         plain = _element(root, 0)
     except _TooDeep:
         raise DecodeError(
-            f"XML nested deeper than {MAX_DEPTH} levels", endpoint=endpoint, excerpt=excerpt(body)
+            f"XML nested deeper than {MAX_DEPTH} levels",
+            endpoint=endpoint,
+            excerpt=excerpt(body),
+            transient=False,
         ) from None
     return plain if isinstance(plain, dict) else None
 
@@ -168,42 +175,34 @@ class _TooDeep(Exception):
 
 
 def _element(element: ET.Element, depth: int) -> Any:
-    """Plain data of ``element`` (at ``depth``, the root being 0); deeper than MAX_DEPTH raises."""
-    if depth > MAX_DEPTH:
-        raise _TooDeep
+    """Plain data of ``element`` (at ``depth``, the root being 0); deeper than MAX_DEPTH raises.
+
+    Repeated children become a list (no other value here is a list, so a list always means
+    repetition); a leaf's text is kept as sent, and blank text counts as empty (None).
+    """
     if len(element) == 0:
-        return _leaf(element)
+        return _leaf(element.text)
     if depth >= MAX_DEPTH:  # its children would be too deep
         raise _TooDeep
     result: dict[str, Any] = {}
     for child in element:
-        if len(child):
-            value = _element(child, depth + 1)
-        else:  # a leaf (most elements), read inline to save a call
-            text = child.text
-            value = None if text is None else text.strip() or None
+        # a leaf (most elements) is read inline to save a call
+        value = _element(child, depth + 1) if len(child) else _leaf(child.text)
         key = child.tag
         if key in result:
             previous = result[key]
-            if isinstance(previous, _Repeated):
+            if isinstance(previous, list):
                 previous.append(value)
             else:
-                result[key] = _Repeated((previous, value))
+                result[key] = [previous, value]
         else:
             result[key] = value
     return result
 
 
-def _leaf(element: ET.Element) -> str | None:
-    """The stripped text of an element without children; None when empty."""
-    text = element.text
-    if text is None:
-        return None
-    return text.strip() or None
-
-
-class _Repeated(list[Any]):
-    """A list made of repeated XML elements (a plain list subclass, so typing treats it as one)."""
+def _leaf(text: str | None) -> str | None:
+    """A leaf's text as sent; None when the element is empty or blank."""
+    return text if text and not text.isspace() else None
 
 
 # --- typing ---------------------------------------------------------------------------------
@@ -282,7 +281,7 @@ def _sequence_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any]
         item_hook = converter.get_structure_hook(item_type)
 
         def hook(value: Any, _: Any) -> Any:
-            if type(value) is not list and not isinstance(value, list):
+            if not isinstance(value, list):
                 if lenient and value is None:
                     value = []
                 elif lenient and isinstance(value, dict | str):
@@ -451,6 +450,7 @@ def structure(
             f"reply data does not fit {getattr(cls, '__name__', cls)}: {type(exc).__name__}: {exc}",
             endpoint=endpoint,
             excerpt=excerpt,
+            transient=False,
         ) from None
     return result
 

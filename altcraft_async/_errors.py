@@ -53,13 +53,17 @@ class TransportError(AltcraftError):
     """The request got no usable HTTP reply (connection refused, reset, DNS failure, ...).
 
     ``sent`` tells whether the request may have reached the server: a start call whose
-    request was never sent can safely be retried.
+    request was never sent can safely be retried. ``transient`` is False for failures that a
+    retry cannot fix (a TLS certificate error).
     """
 
-    def __init__(self, message: str, *, endpoint: str = "", sent: bool = True) -> None:
+    def __init__(
+        self, message: str, *, endpoint: str = "", sent: bool = True, transient: bool = True
+    ) -> None:
         super().__init__(message)
         self.endpoint = endpoint
         self.sent = sent
+        self.transient = transient
 
 
 class RequestTimeoutError(TransportError, TimeoutError):
@@ -126,14 +130,22 @@ class PermissionDeniedError(APIError):
 
 
 class DecodeError(AltcraftError):
-    """The reply body is not the documented shape; ``excerpt`` holds its first bytes."""
+    """The reply body is not the documented shape; ``excerpt`` holds its first bytes.
 
-    def __init__(self, message: str, *, endpoint: str = "", excerpt: str = "") -> None:
+    ``transient`` is True when the body itself was damaged (not JSON or XML, cut short, too
+    big), which a retry may fix, and False when a well-formed reply does not fit the model,
+    which every retry would repeat.
+    """
+
+    def __init__(
+        self, message: str, *, endpoint: str = "", excerpt: str = "", transient: bool = True
+    ) -> None:
         where = f"{endpoint}: " if endpoint else ""
         tail = f" (body starts {excerpt!r})" if excerpt else ""
         super().__init__(f"{where}{message}{tail}")
         self.endpoint = endpoint
         self.excerpt = excerpt
+        self.transient = transient
 
 
 class TaskFailedError(AltcraftError):

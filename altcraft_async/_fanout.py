@@ -66,6 +66,8 @@ class FanOut(Generic[RefT]):
         self._engine: asyncio.Task[None] | None = None
         self._receive: MemoryObjectReceiveStream[Outcome[RefT]] | None = None
         self._aborted: AltcraftError | None = None
+        self._closed = False
+        self._failure: BaseException | None = None  # the engine's crash, raised once
 
     def __aiter__(self) -> FanOut[RefT]:
         return self
@@ -73,6 +75,8 @@ class FanOut(Generic[RefT]):
     async def __anext__(self) -> Outcome[RefT]:
         if self._aborted is not None:
             raise self._aborted
+        if self._closed:
+            raise StopAsyncIteration
         if self._receive is None:
             self._start()
         assert self._receive is not None
@@ -109,7 +113,12 @@ class FanOut(Generic[RefT]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel what is still in flight and wait until it has stopped."""
+        """Cancel what is still in flight and wait until it has stopped.
+
+        If the engine itself crashed (say ``refs`` raised while being iterated), that error is
+        raised here, once.
+        """
+        self._closed = True
         engine = self._engine
         if engine is None:
             return
@@ -121,8 +130,13 @@ class FanOut(Generic[RefT]):
             await asyncio.wait({engine})
         if self._receive is not None:
             self._receive.close()
-        if not engine.cancelled() and engine.exception() is not None:
-            raise engine.exception()  # type: ignore[misc]
+        if self._failure is None and not engine.cancelled() and engine.exception() is not None:
+            failure = engine.exception()
+            # the task group wraps a single crash in an ExceptionGroup: hand over the crash
+            while isinstance(failure, BaseExceptionGroup) and len(failure.exceptions) == 1:
+                failure = failure.exceptions[0]
+            self._failure = failure
+            raise failure  # type: ignore[misc]
 
     def __del__(self) -> None:
         engine = getattr(self, "_engine", None)  # absent when __init__ raised

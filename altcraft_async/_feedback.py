@@ -118,6 +118,7 @@ class FeedbackReceiver:
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the receiver's handler into an existing aiohttp application."""
+        app.router.add_post(self.path, self.handle)  # a bare path: matched by task_id
         app.router.add_post(self.path + "/{tail:.*}", self.handle)
 
     async def start(self) -> None:

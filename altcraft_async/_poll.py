@@ -47,7 +47,8 @@ class PollPolicy:
     - ``backoff``: the schedule when progress says nothing (and its ``max_interval`` caps every
       delay, estimated or not).
     - ``timeout``: overall deadline of a wait in seconds (None: wait forever).
-    - ``max_attempts``: most polls per wait (None: unbounded).
+    - ``max_attempts``: most successful polls of the task (counted over every waiter sharing
+      it in the client) before the wait gives up with TaskTimeoutError (None: unbounded).
     - ``progress_aware``: estimate completion from ``progress``; off gives plain backoff.
     - ``margin``: how far past the estimated completion to aim, as a fraction of the time
       still to go, plus ``min_interval`` seconds so a poll never lands before the finish line.

@@ -14,10 +14,10 @@ from email.utils import parsedate_to_datetime
 
 from attrs import field, frozen, validators
 
-from ._errors import AltcraftError, DecodeError, HTTPStatusError, TransportError
+from ._errors import AltcraftError, APIError, DecodeError, HTTPStatusError, TransportError
 from ._poll import Backoff
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["RetryPolicy", "http_status_of", "parse_retry_after"]
 
 
 # delta-seconds; fractions are accepted too (some proxies and test servers send "0.25")
@@ -43,29 +43,46 @@ class RetryPolicy:
     retry_starts: bool = False
 
     def should_retry(self, error: AltcraftError, *, starts_task: bool) -> bool:
-        """Whether ``error`` is worth another try for a call of this kind."""
-        if isinstance(error, HTTPStatusError):
-            if error.status == 429:
-                return True
-            transient = error.status >= 500
+        """Whether ``error`` is worth another try for a call of this kind.
+
+        The HTTP status counts whether or not the reply carried an Altcraft envelope: an
+        envelope error sent with HTTP 503 or 429 is as transient as a bare one.
+        """
+        status = http_status_of(error)
+        if status == 429:
+            return True  # refused before processing: safe even for a start
+        if status is not None:
+            transient = status >= 500
         elif isinstance(error, TransportError):
+            if not error.transient:
+                return False
             if not error.sent:
-                return True
+                return True  # never left: safe even for a start
             transient = True
         else:
-            transient = isinstance(error, DecodeError)
+            transient = isinstance(error, DecodeError) and error.transient
         return transient and (not starts_task or self.retry_starts)
 
     def delay(self, attempt: int, error: AltcraftError, rand: float, now: datetime) -> float | None:
         """Seconds before try ``attempt + 1`` (0-based ``attempt`` just failed); None: give up."""
         wait = self.backoff.delay(attempt, rand)
-        if isinstance(error, HTTPStatusError):
+        if isinstance(error, HTTPStatusError | APIError):
             retry_after = parse_retry_after(error.headers.get("Retry-After"), now)
             if retry_after is not None:
                 if retry_after > self.retry_after_cap:
                     return None
                 wait = max(wait, retry_after)
         return wait
+
+
+def http_status_of(error: AltcraftError) -> int | None:
+    """The HTTP status behind an error, or None (APIErrors sent with HTTP 200 included)."""
+    if isinstance(error, HTTPStatusError):
+        return error.status
+    if isinstance(error, APIError) and error.http_status is not None:
+        status = error.http_status
+        return status if status >= 500 or status == 429 else None
+    return None
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -201,7 +201,12 @@ def decode_reply(
     code = _error_code(envelope.get("error"))
     if code is None:
         if ok_status:
-            raise DecodeError("reply has no error code", endpoint=spec.name, excerpt=excerpt(body))
+            raise DecodeError(
+                "reply has no error code",
+                endpoint=spec.name,
+                excerpt=excerpt(body),
+                transient=False,
+            )
         raise _status_error(spec, status, headers, body)
     if code != 0:
         text = envelope.get("error_text")

@@ -22,13 +22,14 @@ import anyio
 from ._codec import Format
 from ._errors import (
     AltcraftError,
+    APIError,
     ClientClosedError,
     DecodeError,
     HTTPStatusError,
     RequestTimeoutError,
     TransportError,
 )
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, http_status_of
 from ._sansio import EndpointSpec, PreparedRequest, decode_reply
 
 __all__ = ["RateLimiter", "Transport"]
@@ -209,28 +210,27 @@ class Transport:
         client_timeout = self._client_timeout
         if client_timeout.total != timeout:
             client_timeout = self._client_timeout = aiohttp.ClientTimeout(total=timeout)
+        failure: TransportError | None = None
         try:
             async with session.post(
                 url,
                 data=request.body,
                 headers=request.headers,
                 timeout=client_timeout,
+                # a redirect would re-send the body, token included, to wherever it points
+                allow_redirects=False,
             ) as response:
                 status = response.status
                 headers = response.headers
                 body = await self._read_body(response, spec)
-        except aiohttp.ClientConnectorError as exc:
-            raise TransportError(
-                f"{spec.name}: cannot connect: {exc.os_error}", endpoint=spec.name, sent=False
-            ) from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise RequestTimeoutError(
-                f"{spec.name}: no reply within {timeout}s", endpoint=spec.name
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(
-                f"{spec.name}: {type(exc).__name__}: {exc}", endpoint=spec.name
-            ) from None
+        except Exception as exc:
+            failure = _transport_error(exc, spec.name, timeout)
+            if failure is None:
+                raise
+        if failure is not None:
+            # raised outside the except block: the aiohttp exception (whose request info may
+            # hold an Authorization header) is not kept as __context__
+            raise failure
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "POST %s status=%d attempt=%d elapsed=%.3fs",
@@ -242,8 +242,8 @@ class Transport:
         limiter = self.rate_limiter
         try:
             result = decode_reply(spec, status, headers, body, fmt)
-        except HTTPStatusError as error:
-            if limiter is not None and error.status == 429:
+        except (HTTPStatusError, APIError) as error:
+            if limiter is not None and http_status_of(error) == 429:
                 limiter.on_rate_limited()
             raise
         if limiter is not None:
@@ -267,3 +267,20 @@ class Transport:
                 raise DecodeError(f"reply exceeds {limit} bytes", endpoint=spec.name)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _transport_error(exc: Exception, endpoint: str, timeout: float) -> TransportError | None:
+    """The one place where aiohttp and OS exceptions become ours (None: not one of them)."""
+    if isinstance(exc, aiohttp.ClientSSLError):  # certificate or handshake: no retry fixes it
+        return TransportError(
+            f"{endpoint}: TLS error: {exc}", endpoint=endpoint, sent=False, transient=False
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransportError(
+            f"{endpoint}: cannot connect: {exc.os_error}", endpoint=endpoint, sent=False
+        )
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return RequestTimeoutError(f"{endpoint}: no reply within {timeout}s", endpoint=endpoint)
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return TransportError(f"{endpoint}: {type(exc).__name__}: {exc}", endpoint=endpoint)
+    return None

@@ -28,6 +28,7 @@ from altcraft_async import (
     Backoff,
     ClientClosedError,
     CountersSnapshot,
+    DecodeError,
     HTTPStatusError,
     InvalidRequestError,
     PermissionDeniedError,
@@ -814,3 +815,41 @@ async def test_cancelling_a_wait_on_a_closed_client_is_clean() -> None:
         with pytest.raises(ClientClosedError):
             await task.wait(timeout=1)
         assert client._polls == {} and fake.calls(STATUS) == 0
+
+
+# --- review fixes: a status reply that never fits ends the wait; the timeout keeps its cause --
+
+
+async def test_a_well_formed_status_reply_of_the_wrong_shape_ends_the_wait_at_once() -> None:
+    async with env(task_plan=TaskPlan.never()) as (fake, client):
+        task = await client.segments.refresh_counters(**ref_of(fake))
+        wrong = b'{"data": {"status": 5}, "error": 0, "error_text": "ok"}'
+        fake.faults.script(STATUS, Fault.malformed(body=wrong))
+        with anyio.fail_after(5), pytest.raises(DecodeError) as caught:
+            await task.wait()
+        assert not caught.value.transient
+        assert fake.calls(STATUS) == 1  # not repeated until the deadline
+
+
+async def test_a_timeout_after_failing_polls_keeps_the_last_poll_error_as_cause() -> None:
+    async with env(task_plan=TaskPlan.never()) as (fake, client):
+        task = await client.segments.refresh_counters(**ref_of(fake))
+        fake.faults.script(STATUS, Fault.http(503))
+        with pytest.raises(TaskTimeoutError) as caught:
+            await task.wait(timeout=0.2)
+        assert isinstance(caught.value.__cause__, HTTPStatusError)
+        assert caught.value.__cause__.status == 503
+
+
+async def test_a_waiter_with_a_faster_policy_is_not_held_back_by_a_slow_leader() -> None:
+    slow = PollPolicy(backoff=Backoff(initial=30, factor=1, max_interval=30, jitter=0))
+    async with env(task_plan=TaskPlan.after_polls(2)) as (fake, client):
+        task = await client.segments.refresh_counters(**ref_of(fake))
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: task.wait(policy=slow))  # leads, next poll in 30 s
+            await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(5):
+                snapshots = await task.wait(policy=FAST)  # polls on its own schedule
+            group.cancel_scope.cancel()
+        assert snapshots
+        assert fake.calls(STATUS) == 3  # after_polls(2): the third poll sees the end

@@ -17,6 +17,7 @@ import aiohttp
 import anyio
 import attrs
 import pytest
+from aiohttp import web
 from helpers import small_platform
 
 from altcraft_async import (
@@ -825,3 +826,73 @@ async def test_errors_are_all_altcraft_errors(client, fake):
         TariffLimitError, client.segments.get_counters(segment_id=7, resource_id=24)
     )
     assert isinstance(error, APIError) and isinstance(error, AltcraftError)
+
+
+# --- review fixes: envelope errors sent with a retryable HTTP status, redirects, timeouts ------
+
+
+@pytest.mark.parametrize("code", [503, 429])
+async def test_an_envelope_error_sent_with_http_503_or_429_is_retried(code: int) -> None:
+    async with serve(error_http_status=True) as fake, make_client(fake) as sdk:
+        fake.faults.next(SEG_GET, Fault.api_error(code, "busy"))
+        channels = await sdk.segments.get_counters(segment_id=7, resource_id=24, database_id=1)
+        assert channels
+        assert fake.calls(SEG_GET) == 2
+
+
+async def test_an_envelope_429_on_a_start_is_retried_and_starts_one_task() -> None:
+    async with serve(error_http_status=True) as fake, make_client(fake) as sdk:
+        fake.faults.next(SEG_REFRESH, Fault.api_error(429, "slow down"))
+        await sdk.segments.refresh_counters(segment_id=7, resource_id=24, database_id=1)
+        assert fake.calls(SEG_REFRESH) == 2
+        assert len(fake.tasks) == 1
+
+
+async def test_an_envelope_error_sent_with_http_200_is_not_retried() -> None:
+    async with serve() as fake, make_client(fake) as sdk:
+        fake.faults.next(SEG_GET, Fault.api_error(503, "busy"))
+        error = await expect(
+            APIError, sdk.segments.get_counters(segment_id=7, resource_id=24, database_id=1)
+        )
+        assert error.code == 503 and fake.calls(SEG_GET) == 1
+
+
+async def test_redirects_are_not_followed_so_the_token_never_travels() -> None:
+    seen: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(await request.text())
+        return web.Response(text="{}")
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(location=f"{other_url}/steal")
+
+    other = web.Application()
+    other.router.add_post("/steal", elsewhere)
+    front = web.Application()
+    front.router.add_post("/api/v1.1/{tail:.*}", redirect)
+    runners = [web.AppRunner(other), web.AppRunner(front)]
+    for runner in runners:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+    other_url = "http://{}:{}".format(*runners[0].addresses[0][:2])
+    front_url = "http://{}:{}".format(*runners[1].addresses[0][:2])
+    try:
+        async with AltcraftClient(front_url, token=TOKEN, retry=FAST_RETRY) as sdk:
+            error = await expect(
+                HTTPStatusError, sdk.segments.get_counters(segment_id=7, resource_id=24)
+            )
+        assert error.status == 307
+        assert seen == []
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, 0, True])
+async def test_non_finite_or_non_positive_timeouts_are_refused(bad: Any) -> None:
+    with pytest.raises(InvalidRequestError):
+        AltcraftClient("http://127.0.0.1:1", token=TOKEN, timeout=bad)
+    async with AltcraftClient("http://127.0.0.1:1", token=TOKEN) as sdk:
+        with pytest.raises(InvalidRequestError):
+            await sdk.segments.get_counters(segment_id=7, resource_id=24, timeout=bad)

@@ -79,7 +79,7 @@ EXPECTED_SEGMENT_TASK = TaskStatus(
             list_id=1,
             resource_id=27,
             refresh_task_id="",
-            last_count_time=None,
+            last_count_time="",
             updated=datetime(2024, 4, 20, 9, 30, 1, 583000, tzinfo=UTC),
         ),
     ),
@@ -188,7 +188,7 @@ def test_segment_task_example_leaves_absent_counters_none(fmt):
     email = snap.channel("email").status
     assert email.subscribed_sendable == 209
     assert email.all is None and email.subscribed is None and email.hardbounced is None
-    assert snap.last_count_time is None
+    assert snap.last_count_time == ""
     assert snap.resource_id == 27
 
 
@@ -217,9 +217,7 @@ def test_queue_and_relation_examples_empty_values(fmt):
 #
 # XML has no types, no null and no arrays, so three things cannot round-trip through it and the
 # XML strategies leave them out (the JSON strategies keep them):
-#   * Optional[str] fields: an empty element reads back as None, so "" vs None is lost
-#     (``last_count_time`` gets None or non-empty text in XML);
-#   * text is whitespace-stripped when parsed, so XML text has no leading/trailing whitespace;
+#   * blank text: an element holding only whitespace reads back as empty;
 #   * XML 1.0 cannot carry control characters, surrogates or non-characters.
 # (Empty lists do round-trip here: every list/tuple field and list reply defaults to empty.)
 # Props keys become element names in XML, so they are restricted to identifier-like names,
@@ -242,7 +240,6 @@ def _text(fmt: str, *, min_size: int = 0) -> st.SearchStrategy[str]:
 
 def _strategies(fmt: str) -> dict[str, st.SearchStrategy]:
     text = _text(fmt)
-    opt_text = st.none() | (_text(fmt, min_size=1) if fmt == "xml" else text)
     counter_status = st.builds(CounterStatus, **{name: _OPT_INT for name in _counter_names()})
     channel = st.builds(ChannelCounters, channel=text, status=counter_status)
     snapshot = st.builds(
@@ -252,7 +249,7 @@ def _strategies(fmt: str) -> dict[str, st.SearchStrategy]:
         list_id=_OPT_INT,
         resource_id=_OPT_INT,
         refresh_task_id=text,
-        last_count_time=opt_text,
+        last_count_time=text,
         updated=st.none() | _DATETIME,
     )
     task_status = st.builds(
@@ -884,3 +881,13 @@ def test_benign_entities_still_work():
 def test_cdata_is_text():
     body = b"<xml><data><task_id><![CDATA[<not-a-tag>]]></task_id></data><error>0</error></xml>"
     assert decode_reply(SEGMENTS_REFRESH_COUNTERS, 200, {}, body, "xml") == TaskRef("<not-a-tag>")
+
+
+def test_xml_text_is_kept_as_sent_and_blank_text_is_empty():
+    body = (
+        b"<xml><data><profile_id> p 1 </profile_id><profile_xxh>  </profile_xxh></data>"
+        b"<error>0</error><error_text>ok</error_text></xml>"
+    )
+    info = decode_reply(RELATIONS_GET_COUNTER, 200, {}, body, "xml")
+    assert info.profile_id == " p 1 "
+    assert info.profile_xxh == ""

@@ -480,3 +480,32 @@ async def test_an_unused_fan_out_sends_nothing() -> None:
         async with client.segments.refresh_many(segment_refs(fake)):
             pass
         assert fake.stats.requests == 0 and not sdk_tasks()
+
+
+# --- review fixes: a closed fan-out stays closed; a crashed one reports its error once ------
+
+
+async def test_a_fan_out_closed_before_iterating_starts_nothing() -> None:
+    async with env(segments=2, resources=1) as (fake, client):
+        results = client.segments.refresh_many(segment_refs(fake))
+        await results.aclose()
+        assert [outcome async for outcome in results] == []
+        assert fake.calls(START) == 0
+
+
+async def test_a_crashing_refs_iterable_reaches_the_consumer_and_the_client_still_closes() -> None:
+    class Boom(Exception):
+        pass
+
+    async with env(segments=2, resources=1, task_plan=TaskPlan.immediate()) as (fake, client):
+
+        def refs() -> Iterator[SegmentRef]:
+            yield from segment_refs(fake)[:1]
+            raise Boom("bad input file")
+
+        with pytest.raises(Boom):  # the error itself, not an ExceptionGroup around it
+            async with client.segments.refresh_many(refs()) as results:
+                async for _ in results:
+                    pass
+        await client.aclose()
+        assert client.closed and client.connections_in_use() == 0

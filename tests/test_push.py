@@ -15,6 +15,7 @@ from altcraft_async import (
     FeedbackReceiver,
     InvalidRequestError,
     TaskFailedError,
+    TaskTimeoutError,
 )
 from altcraft_async.testing import FakeAltcraft, TaskPlan
 
@@ -180,3 +181,33 @@ def test_receiver_validation_and_repr_hides_the_secret() -> None:
     feedback = receiver.reserve().feedback
     assert isinstance(feedback, Feedback)
     assert feedback.url.startswith("https://app.example.com/altcraft-feedback/hush-123/")
+    assert "hush-123" not in repr(feedback)
+
+
+async def test_a_wait_after_a_timeout_still_hears_the_webhook() -> None:
+    fake = FakeAltcraft.seeded(profiles=500, segments=2, task_plan=TaskPlan.after_seconds(0.3))
+    async with (
+        fake,
+        FeedbackReceiver(safety_poll_interval=30) as receiver,
+        AltcraftClient(fake.url, token=fake.token) as client,
+    ):
+        task = await client.resources.refresh_counters(
+            resource_id=1, database_id=1, feedback=receiver
+        )
+        with pytest.raises(TaskTimeoutError):
+            await task.wait(timeout=0.05)
+        with anyio.fail_after(5):
+            snapshots = await task.wait(timeout=10)
+        assert counters_of(snapshots) == expected(fake)
+        assert receiver.received == 1
+        assert fake.calls("tasks/status") == 0
+
+
+async def test_a_bare_callback_path_is_matched_by_the_payloads_task_id() -> None:
+    async with FeedbackReceiver(secret=None) as receiver:
+        waiter = receiver.reserve()
+        waiter.task_id = "t-9"
+        bare = waiter.feedback.url.rsplit("/", 1)[0]
+        body = b'{"task_id":"t-9","status":"completed","progress":100,"result":[]}'
+        assert (await post(bare, body))[0] == 200
+        assert waiter.status is not None and waiter.status.succeeded

@@ -42,7 +42,7 @@ class CountersSnapshot:
     list_id: int | None = None
     resource_id: int | None = None
     refresh_task_id: str = ""
-    last_count_time: str | None = None
+    last_count_time: str = ""
     updated: datetime | None = None
 
     def channel(self, name: str) -> ChannelCounters | None:

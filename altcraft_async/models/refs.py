@@ -54,3 +54,9 @@ class Feedback:
 
     url: str = field(validator=_http_url)
     type: str = "JSON"
+
+    def __repr__(self) -> str:
+        # a receiver's callback URL carries a shared secret in its path: show the host only
+        parts = urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]
+        return f"Feedback(url='{parts.scheme}://{host}/...', type={self.type!r})"

@@ -22,7 +22,12 @@ class NumericProperty:
 
 @frozen
 class RelationInfo:
-    """A profile's relation info; numeric properties decode to :class:`NumericProperty`."""
+    """A profile's relation info; numeric properties decode to :class:`NumericProperty`.
+
+    Other property values are free-form and kept as sent. XML carries no types, so there they
+    arrive as text (``"5"``, ``"true"``) and a one-item list as a single value; only ``sum``
+    is typed in both formats.
+    """
 
     profile_id: str = ""
     profile_xxh: str = ""
