@@ -61,7 +61,7 @@ def run_fake_server(argv: list[str]) -> int:
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    from .cli import ProgressBar, UsageError, format_table, to_json
+    from .cli import ProgressBar, UsageError, format_table, outcome_record, to_json
     from .testing import FakeAltcraft, TaskPlan
 
     if not 0 < args.min_task <= args.max_task:
@@ -114,7 +114,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         "max_requests_in_flight": stats.max_concurrent,
     }
     if args.json:
-        rows = [_row(o) for o in sorted(outcomes, key=_order)]
+        rows = [outcome_record(o) for o in sorted(outcomes, key=_order)]
         print(to_json({"summary": summary, "segments": rows}))
     else:
         headers = ("segment", "resource", "database", "channel", "all", "subscribed_sendable")
@@ -148,16 +148,6 @@ async def run_demo(args: argparse.Namespace) -> int:
 
 def _order(outcome: Outcome[SegmentRef]) -> tuple[int, int]:
     return outcome.ref.segment_id, outcome.ref.resource_id
-
-
-def _row(outcome: Outcome[SegmentRef]) -> dict[str, Any]:
-    return {
-        "segment_id": outcome.ref.segment_id,
-        "resource_id": outcome.ref.resource_id,
-        "database_id": outcome.ref.database_id,
-        "result": outcome.result,
-        "error": str(outcome.error) if outcome.error else None,
-    }
 
 
 def _matches(fake: Any, ref: SegmentRef, result: list[CountersSnapshot]) -> bool:

@@ -201,13 +201,13 @@ class AltcraftClient:
     def new_task(
         self,
         task_id: str,
-        spec: EndpointSpec,
+        endpoint: str,
         kind: str,
         *,
         created: datetime | None = None,
         push: PushWaiter | None = None,
     ) -> Task:
-        return Task(self, task_id, endpoint=spec.name, kind=kind, created=created, push=push)
+        return Task(self, task_id, endpoint=endpoint, kind=kind, created=created, push=push)
 
     def join_poll(self, task_id: str, created: float) -> SharedPoll:
         shared = self._polls.get(task_id)

@@ -17,6 +17,7 @@ from attrs import frozen
 from ._codec import CONTENT_TYPES, Format, encode, excerpt, parse, structure
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
 from .models import Feedback, Match
+from .models._checks import non_empty_text, positive_id
 
 __all__ = [
     "API_PREFIX",
@@ -78,25 +79,12 @@ class PreparedRequest:
 
 
 #: Ids are 64-bit on the platform (and JSON encoding refuses larger ints).
-_MAX_ID = 2**63 - 1
-
-
 def _positive_int(name: str, wire: str, value: Any) -> Mapping[str, Any]:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequestError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise InvalidRequestError(f"{name} must be positive, got {value}")
-    if value > _MAX_ID:
-        raise InvalidRequestError(f"{name} must fit in 64 bits, got {value}")
-    return {wire: value}
+    return {wire: positive_id(name, value)}
 
 
 def _text(name: str, wire: str, value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, str):
-        raise InvalidRequestError(f"{name} must be a str, got {type(value).__name__}")
-    if not value.strip():
-        raise InvalidRequestError(f"{name} must not be empty")
-    return {wire: value}
+    return {wire: non_empty_text(name, value)}
 
 
 def _match(name: str, wire: str, value: Any) -> Mapping[str, Any]:

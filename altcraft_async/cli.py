@@ -22,6 +22,7 @@ from . import __version__
 from ._client import AltcraftClient
 from ._codec import unstructure
 from ._errors import AltcraftError, InvalidRequestError
+from ._fanout import Outcome
 from .models import ChannelCounters, CountersSnapshot, Feedback, Match, SegmentRef, TaskStatus
 
 __all__ = ["main"]
@@ -254,19 +255,23 @@ async def cmd_refresh_many(client: AltcraftClient, args: argparse.Namespace) -> 
             rows.extend(snapshot_rows(outcome.result, *prefix))
         else:
             rows.append([*prefix, f"error: {outcome.error}", *([None] * len(COUNTER_COLUMNS))])
-        data.append(
-            {
-                "segment_id": ref.segment_id,
-                "resource_id": ref.resource_id,
-                "database_id": ref.database_id,
-                "result": outcome.result,
-                "error": str(outcome.error) if outcome.error else None,
-            }
-        )
+        data.append(outcome_record(outcome))
     failed = sum(1 for outcome in outcomes if outcome.error is not None)
     table = format_table(("segment", "resource", "channel", *COUNTER_COLUMNS), rows)
     summary = f"\n{len(outcomes) - failed} refreshed, {failed} failed"
     return data, table + summary, EXIT_ERROR if failed else EXIT_OK
+
+
+def outcome_record(outcome: Outcome[SegmentRef]) -> dict[str, Any]:
+    """One refresh outcome as plain data for ``--json``."""
+    ref = outcome.ref
+    return {
+        "segment_id": ref.segment_id,
+        "resource_id": ref.resource_id,
+        "database_id": ref.database_id,
+        "result": outcome.result,
+        "error": str(outcome.error) if outcome.error else None,
+    }
 
 
 def _open_input(path: str) -> TextIO:

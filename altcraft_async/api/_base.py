@@ -31,7 +31,7 @@ class Caller(Protocol):
     def new_task(
         self,
         task_id: str,
-        spec: EndpointSpec,
+        endpoint: str,
         kind: str,
         *,
         created: datetime | None = None,

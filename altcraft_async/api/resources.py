@@ -68,7 +68,9 @@ class ResourcesAPI:
             raise
         if push is not None:
             push.task_id = ref.task_id
-        return self._caller.new_task(ref.task_id, RESOURCES_REFRESH_COUNTERS, "resource", push=push)
+        return self._caller.new_task(
+            ref.task_id, RESOURCES_REFRESH_COUNTERS.name, "resource", push=push
+        )
 
     async def refresh_and_wait(
         self,

@@ -63,7 +63,7 @@ class SegmentsAPI:
             timeout=timeout,
             retry=retry,
         )
-        return self._caller.new_task(ref.task_id, SEGMENTS_REFRESH_COUNTERS, "segment")
+        return self._caller.new_task(ref.task_id, SEGMENTS_REFRESH_COUNTERS.name, "segment")
 
     async def refresh_and_wait(
         self,

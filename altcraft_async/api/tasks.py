@@ -8,7 +8,7 @@ from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import CountersSnapshot, TaskStatus
 from ._base import Caller
-from ._specs import SPECS_BY_NAME, TASKS_STATUS
+from ._specs import TASKS_STATUS
 
 __all__ = ["TasksAPI"]
 
@@ -36,14 +36,16 @@ class TasksAPI:
         """A handle on an existing task id (e.g. one stored in a database)."""
         if not isinstance(task_id, str) or not task_id.strip():
             raise InvalidRequestError(f"task_id must be a non-empty str, got {task_id!r}")
-        return self._caller.new_task(task_id, TASKS_STATUS, "")
+        return self._caller.new_task(task_id, "", "")  # its start call is unknown
 
     def resume(self, resume_token: str) -> Task:
         """The handle of a task from its :meth:`Task.resume_token`, in any process."""
         data = parse_resume_token(resume_token)
-        spec = SPECS_BY_NAME.get(data.get("endpoint", ""), TASKS_STATUS)
         return self._caller.new_task(
-            data["task_id"], spec, str(data.get("kind", "")), created=data["created"]
+            data["task_id"],
+            data.get("endpoint", ""),
+            data.get("kind", ""),
+            created=data["created"],
         )
 
     async def wait_counters(

@@ -8,14 +8,13 @@ from urllib.parse import urlsplit
 from attrs import field, frozen
 
 from .._errors import InvalidRequestError
+from ._checks import positive_id
 
 __all__ = ["Feedback", "ResourceRef", "SegmentRef"]
 
 
 def _positive_id(instance: object, attribute: Any, value: Any) -> None:
-    name = getattr(attribute, "name", "id")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 2**63 - 1:
-        raise InvalidRequestError(f"{name} must be a positive 64-bit int, got {value!r}")
+    positive_id(attribute.name, value)
 
 
 def _optional_positive_id(instance: object, attribute: Any, value: Any) -> None:

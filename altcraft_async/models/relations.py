@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from attrs import field, frozen
 
 from .._errors import InvalidRequestError
+from ._checks import non_empty_text
 
 __all__ = ["Match", "NumericProperty", "RelationInfo"]
 
@@ -32,15 +33,6 @@ class RelationInfo:
     profile_id: str = ""
     profile_xxh: str = ""
     props: Mapping[str, NumericProperty | Any] = field(factory=dict)
-
-
-def _non_empty_text(value: object, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidRequestError(f"{what} must be a str, got {type(value).__name__}")
-    text = str(value)
-    if not text.strip():
-        raise InvalidRequestError(f"{what} must not be empty")
-    return text
 
 
 @frozen
@@ -78,7 +70,7 @@ class Match:
             elif name == "field_value":
                 _field_value(value)
             else:
-                _non_empty_text(value, name)
+                non_empty_text(name, value, allow_int=True)
 
     @classmethod
     def email(cls, email: str) -> Match:
@@ -92,16 +84,19 @@ class Match:
 
     @classmethod
     def phone(cls, phone: str) -> Match:
-        return cls("phone", (("phone", _non_empty_text(phone, "phone")),))
+        return cls("phone", (("phone", non_empty_text("phone", phone, allow_int=True)),))
 
     @classmethod
     def profile_id(cls, profile_id: str) -> Match:
-        return cls("profile_id", (("profile_id", _non_empty_text(profile_id, "profile_id")),))
+        return cls(
+            "profile_id",
+            (("profile_id", non_empty_text("profile_id", profile_id, allow_int=True)),),
+        )
 
     @classmethod
     def custom(cls, field_name: str, field_value: str | int) -> Match:
         """Match by a custom profile field (tags: ``"tag-1, tag-2"``)."""
-        name = _non_empty_text(field_name, "field_name")
+        name = non_empty_text("field_name", field_name, allow_int=True)
         return cls("custom", (("field_name", name), ("field_value", _field_value(field_value))))
 
     def wire_params(self) -> dict[str, str | int]:
@@ -110,7 +105,7 @@ class Match:
 
 
 def _email(value: object) -> str:
-    text = _non_empty_text(value, "email")
+    text = non_empty_text("email", value, allow_int=True)
     if "@" not in text:
         raise InvalidRequestError(f"email must contain '@', got {text!r}")
     return text
