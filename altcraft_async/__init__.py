@@ -1,6 +1,21 @@
 """altcraft_async: an asyncio SDK for the Altcraft Platform API.
 
 Everything public is re-exported here; modules with a leading underscore are private.
+Imports flow downward only::
+
+    _errors           the exception tree (stdlib only)
+    models/           frozen attrs models; _checks: argument checks shared with _sansio
+    _codec            bytes <-> plain data (JSON, XML) and the cattrs converters
+    _sansio           endpoint specs -> request bytes; reply bytes -> model or error (no I/O)
+    _poll, _retry     poll and retry policies as pure logic (never sleep)
+    _transport        the only user of aiohttp.ClientSession: timeouts, retries, rate limit
+    _awaiter          Task handles: single-flight polling, deadlines, push/poll race
+    _fanout           refresh_many: anyio task group + CapacityLimiter in one engine task
+    _feedback         FeedbackReceiver (aiohttp.web), imported only when used
+    api/              one module per area: the namespaces' thin async methods + specs
+    _client           AltcraftClient: configuration, lifecycle, namespaces
+    cli, _cli_local   the altcraft-async command line (the demo and fake-server load testing/)
+    testing/          FakeAltcraft and the pytest plugin; the modules above never import it
 """
 
 from typing import TYPE_CHECKING, Any
