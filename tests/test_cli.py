@@ -465,3 +465,27 @@ def test_fake_server_command_serves_until_stopped() -> None:
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_on_a_terminal_and_stays_quiet_when_piped() -> None:
+    from altcraft_async.cli import ProgressBar
+
+    terminal = _Terminal()
+    bar = ProgressBar(4, terminal, label="refresh ")
+    for done in range(1, 5):
+        bar.update(done)
+    bar.close()
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\rrefresh [")
+    assert "4/4" in drawn and "#" * 30 in drawn and drawn.endswith("\n")
+
+    piped = io.StringIO()
+    quiet = ProgressBar(4, piped)
+    quiet.update(4)
+    quiet.close()
+    assert piped.getvalue() == ""
