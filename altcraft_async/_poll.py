@@ -51,20 +51,25 @@ class PollPolicy:
       it in the client) before the wait gives up with TaskTimeoutError (None: unbounded).
     - ``progress_aware``: estimate completion from ``progress``; off gives plain backoff.
     - ``margin``: how far past the estimated completion to aim, as a fraction of the time
-      still to go, plus ``min_interval`` seconds so a poll never lands before the finish line.
+      still to go (0 by default: progress is reported rounded down, so the estimate already
+      leans late), plus ``min_interval`` seconds so a poll does not land just before the end.
     - ``horizon``: never aim further ahead than this many times the span over which progress
       was measured. An early estimate (10 % after 0.5 s) is noisy: one progress point off
-      moves the predicted finish by a tenth. Looking at most 3x as far ahead as the evidence
-      reaches costs about half a poll per task and keeps late notices rare.
+      moves the predicted finish by a tenth. Looking at most 4x as far ahead as the evidence
+      reaches lets the second poll see enough progress to aim the third well.
+
+    The defaults were chosen by simulating tasks of 0.5-5 s, 2-20 s, 10-120 s and 0.5-60 s
+    with noisy progress: compared with ``margin=0.05, horizon=3`` they cut the p95 notice
+    latency by 10-35 % with about the same number of polls.
     """
 
     backoff: Backoff = Backoff()
     timeout: float | None = field(default=600.0)
     max_attempts: int | None = field(default=None)
     progress_aware: bool = True
-    margin: float = field(default=0.05, validator=_non_negative)
+    margin: float = field(default=0.0, validator=_non_negative)
     min_interval: float = field(default=0.05, validator=_non_negative)
-    horizon: float = field(default=3.0, validator=validators.gt(0.0))
+    horizon: float = field(default=4.0, validator=validators.gt(0.0))
 
     @timeout.validator
     def _check_timeout(self, attribute: object, value: float | None) -> None:

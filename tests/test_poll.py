@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from altcraft_async import Backoff, PollPolicy
@@ -75,9 +77,10 @@ def test_progress_aware_delay_aims_just_after_estimated_completion() -> None:
 
 
 def test_an_early_estimate_looks_at_most_horizon_times_the_evidence_ahead() -> None:
-    # 10 % after 0.5 s predicts 4.5 s more; with horizon 3 the next poll comes 1.5 s later
+    # 10 % after 0.5 s predicts 4.5 s more (aimed at 4.5 + min_interval 0.05); with horizon 3
+    # the next poll comes 1.5 s later
     assert PollPolicy(horizon=3.0).next_delay([(0.5, 10.0)]) == pytest.approx(1.5)
-    assert PollPolicy(horizon=100.0).next_delay([(0.5, 10.0)]) == pytest.approx(4.775)
+    assert PollPolicy(horizon=100.0).next_delay([(0.5, 10.0)]) == pytest.approx(4.55)
     # the span counts from the last poll that still saw 0 (the task was queued until 2 s)
     assert PollPolicy(horizon=2.0).next_delay([(2.0, 0.0), (2.5, 10.0)]) == pytest.approx(1.0)
 
@@ -119,3 +122,57 @@ def test_linear_task_is_found_done_in_few_polls(horizon: float, most_polls: int)
             clock += policy.next_delay(observations)
         assert polls <= most_polls, duration
         assert clock - duration <= 0.05 * duration + policy.min_interval + 1e-9
+
+
+def _simulate(policy: PollPolicy, durations: list[float], seed: int) -> tuple[float, list[float]]:
+    """Poll tasks of the given durations whose progress is time-proportional plus ±3 points of
+    noise, rounded down (as the fake reports it); returns (mean polls, notice delays)."""
+    rng = random.Random(seed)
+    polls = 0
+    notices: list[float] = []
+    for duration in durations:
+        clock = policy.first_delay()
+        observations: list[tuple[float, float | None]] = []
+        progress = 0
+        while True:
+            polls += 1
+            if clock >= duration:
+                notices.append(clock - duration)
+                break
+            noisy = int(100 * clock / duration + rng.uniform(-3.0, 3.0))
+            progress = max(progress, min(99, noisy))
+            observations.append((clock, float(progress)))
+            clock += policy.next_delay(observations, rng.random())
+    return polls / len(durations), notices
+
+
+def _p95(values: list[float]) -> float:
+    return sorted(values)[int(0.95 * len(values)) - 1]
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.5, 5.0), (2.0, 20.0), (10.0, 120.0)])
+def test_default_policy_notices_sooner_than_the_old_defaults_with_as_few_polls(
+    low: float, high: float
+) -> None:
+    rng = random.Random(11)
+    durations = [rng.uniform(low, high) for _ in range(2_000)]
+    polls, notices = _simulate(PollPolicy(), durations, seed=3)
+    old_polls, old_notices = _simulate(PollPolicy(margin=0.05, horizon=3.0), durations, seed=3)
+    assert polls <= old_polls * 1.03
+    assert _p95(notices) < 0.9 * _p95(old_notices)
+
+
+def test_default_policy_meets_the_fan_out_targets_on_half_to_five_second_tasks() -> None:
+    """The benchmark's load (0.5-5 s): at most 3 polls per task, and a p95 notice latency
+    under half of what a fixed 1 s poller gets (~0.95 s)."""
+    rng = random.Random(5)
+    durations = [rng.uniform(0.5, 5.0) for _ in range(2_000)]
+    polls, notices = _simulate(PollPolicy(), durations, seed=9)
+    fixed = PollPolicy(
+        backoff=Backoff(initial=1.0, factor=1.0, max_interval=1.0, jitter=0.0),
+        progress_aware=False,
+    )
+    fixed_polls, fixed_notices = _simulate(fixed, durations, seed=9)
+    assert polls <= 3.0
+    assert fixed_polls > 3.0
+    assert _p95(notices) < 0.5 * _p95(fixed_notices)
