@@ -10,9 +10,10 @@ validates arguments and raises :class:`InvalidRequestError` before anything is s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
-from attrs import frozen
+from attrs import Factory, field, frozen
 
 from ._codec import CONTENT_TYPES, Format, encode, excerpt, parse, structure
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
@@ -59,10 +60,11 @@ class EndpointSpec:
     response: Any
     starts_task: bool = False
     admin: bool = False
-
-    @property
-    def url_path(self) -> str:
-        return API_PREFIX + self.path
+    #: Derived once from ``params`` and ``path``: the argument names and the URL path.
+    names: frozenset[str] = field(
+        init=False, default=Factory(lambda self: frozenset(p.name for p in self.params), True)
+    )
+    url_path: str = field(init=False, default=Factory(lambda self: API_PREFIX + self.path, True))
 
 
 @frozen
@@ -147,9 +149,8 @@ def build_request(
     """
     if not isinstance(token, str) or not token:
         raise InvalidRequestError(f"{spec.name}: a non-empty token is required")
-    known = {param.name for param in spec.params}
-    unknown = [name for name in args if name not in known]
-    if unknown:
+    if not spec.names.issuperset(args):
+        unknown = [name for name in args if name not in spec.names]
         raise InvalidRequestError(f"{spec.name}: unknown argument(s) {', '.join(unknown)}")
     document: dict[str, Any] = {} if bearer else {"token": token}
     for param in spec.params:
@@ -160,10 +161,17 @@ def build_request(
             continue
         document.update(param.to_wire(param.name, param.wire, value))
     document["format"] = fmt
-    headers = {"Content-Type": CONTENT_TYPES[fmt], "Accept": CONTENT_TYPES[fmt]}
+    headers = _HEADERS[fmt]
     if bearer:
-        headers["Authorization"] = f"Bearer {token}"
+        headers = {**headers, "Authorization": f"Bearer {token}"}
     return PreparedRequest(spec.name, spec.url_path, headers, encode(document, fmt))
+
+
+#: The headers of a request in each format, shared by every request (hence read-only).
+_HEADERS: Mapping[str, Mapping[str, str]] = {
+    fmt: MappingProxyType({"Content-Type": kind, "Accept": kind})
+    for fmt, kind in CONTENT_TYPES.items()
+}
 
 
 def decode_reply(
