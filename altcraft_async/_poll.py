@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from attrs import field, frozen, validators
+from attrs import field, frozen
+
+from .models._checks import number_in_range
 
 __all__ = ["Backoff", "Observation", "PollPolicy"]
 
 #: One poll seen by the awaiter: (seconds since the task was created, progress 0..100 or None).
 Observation = tuple[float, float | None]
 
-_non_negative = validators.ge(0.0)
+_positive = number_in_range(above=0.0)
+_non_negative = number_in_range(at_least=0.0)
 
 
 @frozen
@@ -29,10 +32,10 @@ class Backoff:
     "full jitter" (uniform between 0 and the delay), the AWS recipe for spreading retries.
     """
 
-    initial: float = field(default=0.5, validator=validators.gt(0.0))
-    factor: float = field(default=2.0, validator=validators.ge(1.0))
-    max_interval: float = field(default=15.0, validator=validators.gt(0.0))
-    jitter: float = field(default=0.1, validator=[_non_negative, validators.le(1.0)])
+    initial: float = field(default=0.5, validator=_positive)
+    factor: float = field(default=2.0, validator=number_in_range(at_least=1.0))
+    max_interval: float = field(default=15.0, validator=_positive)
+    jitter: float = field(default=0.1, validator=number_in_range(at_least=0.0, at_most=1.0))
 
     def delay(self, attempt: int, rand: float = 0.5) -> float:
         """The delay before retry/poll number ``attempt`` (0-based); ``rand`` is in [0, 1)."""
@@ -64,22 +67,16 @@ class PollPolicy:
     """
 
     backoff: Backoff = Backoff()
-    timeout: float | None = field(default=600.0)
-    max_attempts: int | None = field(default=None)
+    timeout: float | None = field(
+        default=600.0, validator=number_in_range(above=0.0, optional=True)
+    )
+    max_attempts: int | None = field(
+        default=None, validator=number_in_range(at_least=1, integer=True, optional=True)
+    )
     progress_aware: bool = True
     margin: float = field(default=0.0, validator=_non_negative)
     min_interval: float = field(default=0.05, validator=_non_negative)
-    horizon: float = field(default=4.0, validator=validators.gt(0.0))
-
-    @timeout.validator
-    def _check_timeout(self, attribute: object, value: float | None) -> None:
-        if value is not None and value <= 0:
-            raise ValueError(f"timeout must be positive or None, got {value}")
-
-    @max_attempts.validator
-    def _check_attempts(self, attribute: object, value: int | None) -> None:
-        if value is not None and value < 1:
-            raise ValueError(f"max_attempts must be at least 1 or None, got {value}")
+    horizon: float = field(default=4.0, validator=_positive)
 
     def first_delay(self) -> float:
         """How long after the task was created to poll for the first time (capped too)."""

@@ -12,10 +12,11 @@ import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from attrs import field, frozen, validators
+from attrs import field, frozen
 
 from ._errors import AltcraftError, APIError, DecodeError, HTTPStatusError, TransportError
 from ._poll import Backoff
+from .models._checks import number_in_range
 
 __all__ = ["RetryPolicy", "http_status_of", "parse_retry_after"]
 
@@ -36,10 +37,12 @@ class RetryPolicy:
     - ``retry_starts``: also retry task-starting calls after the request may have been sent.
     """
 
-    attempts: int = field(default=4, validator=validators.ge(1))
+    attempts: int = field(default=4, validator=number_in_range(at_least=1, integer=True))
     backoff: Backoff = _RETRY_BACKOFF
-    retry_after_cap: float = 30.0
-    deadline: float | None = None
+    retry_after_cap: float = field(default=30.0, validator=number_in_range(at_least=0.0))
+    deadline: float | None = field(
+        default=None, validator=number_in_range(above=0.0, optional=True)
+    )
     retry_starts: bool = False
 
     def should_retry(self, error: AltcraftError, *, starts_task: bool) -> bool:

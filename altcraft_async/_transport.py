@@ -59,9 +59,16 @@ class RateLimiter:
     async def acquire(self) -> None:
         now = time.monotonic()
         slot = max(now, self._next_slot)
-        self._next_slot = slot + 1.0 / self.rate
+        self._next_slot = after = slot + 1.0 / self.rate
         if slot > now:
-            await anyio.sleep(slot - now)
+            try:
+                await anyio.sleep(slot - now)
+            except BaseException:
+                # Cancelled while waiting: hand the slot back unless a later one was taken
+                # since (then the gap stays; moving others' slots could break the rate).
+                if self._next_slot == after:
+                    self._next_slot = slot
+                raise
 
     def on_rate_limited(self) -> None:
         if self.adaptive:

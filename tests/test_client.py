@@ -650,6 +650,18 @@ async def test_rate_limit_spaces_requests(fake):
     assert min(gaps) >= 0.8 / 20, gaps
 
 
+async def test_a_call_cancelled_while_waiting_for_its_slot_gives_the_slot_back(fake):
+    async with make_client(fake, rate_limit=2) as client:  # one request every 0.5 s
+        await client.segments.get_counters(segment_id=7, resource_id=24)
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await client.segments.get_counters(segment_id=7, resource_id=24)
+        await client.segments.get_counters(segment_id=7, resource_id=24)
+    first, last = sorted(record.at for record in fake.requests)
+    # the third call takes the slot 0.5 s after the first, not the one after the lost slot
+    assert 0.4 <= last - first < 0.9
+
+
 async def test_adaptive_rate_limit_halves_on_429(fake):
     async with make_client(fake, rate_limit=20, adaptive_rate_limit=True) as client:
         limiter = client.rate_limiter

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
+import re
 
 import pytest
 
-from altcraft_async import Backoff, PollPolicy
+from altcraft_async import Backoff, InvalidRequestError, PollPolicy, RetryPolicy
 
 
 @pytest.mark.parametrize(
@@ -28,21 +30,49 @@ def test_backoff_delay(backoff: Backoff, attempt: int, rand: float, expected: fl
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"initial": 0}, {"factor": 0.5}, {"max_interval": 0}, {"jitter": 1.5}, {"jitter": -0.1}],
+    ("settings", "kwargs", "message"),
+    [
+        (Backoff, {"initial": 0}, "initial must be greater than 0.0"),
+        (Backoff, {"factor": 0.5}, "factor must be at least 1.0"),
+        (Backoff, {"max_interval": 0}, "max_interval must be greater than 0.0"),
+        (Backoff, {"jitter": 1.5}, "jitter must be at most 1.0"),
+        (Backoff, {"jitter": -0.1}, "jitter must be at least 0.0"),
+        (Backoff, {"initial": "1"}, "initial must be a finite number, got '1'"),
+        (Backoff, {"initial": math.nan}, "initial must be a finite number"),
+        (PollPolicy, {"timeout": 0}, "timeout must be greater than 0.0"),
+        (PollPolicy, {"timeout": -1}, "timeout must be greater than 0.0"),
+        (PollPolicy, {"timeout": math.inf}, "timeout must be a finite number or None"),
+        (PollPolicy, {"max_attempts": 0}, "max_attempts must be at least 1"),
+        (PollPolicy, {"max_attempts": 2.5}, "max_attempts must be an int or None"),
+        (PollPolicy, {"max_attempts": True}, "max_attempts must be an int or None"),
+        (PollPolicy, {"margin": -0.1}, "margin must be at least 0.0"),
+        (PollPolicy, {"min_interval": None}, "min_interval must be a finite number, got None"),
+        (PollPolicy, {"horizon": 0}, "horizon must be greater than 0.0"),
+        (RetryPolicy, {"attempts": 0}, "attempts must be at least 1"),
+        (RetryPolicy, {"attempts": 3.0}, "attempts must be an int"),
+        (RetryPolicy, {"retry_after_cap": -1}, "retry_after_cap must be at least 0.0"),
+        (RetryPolicy, {"deadline": 0}, "deadline must be greater than 0.0"),
+    ],
 )
-def test_backoff_rejects_bad_values(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        Backoff(**kwargs)
+def test_settings_reject_bad_values_with_a_typed_error(
+    settings: type, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=re.escape(message)):
+        settings(**kwargs)
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"timeout": 0}, {"timeout": -1}, {"max_attempts": 0}, {"margin": -0.1}, {"horizon": 0}],
+    ("settings", "kwargs"),
+    [
+        (PollPolicy, {"timeout": None, "max_attempts": None}),
+        (PollPolicy, {"timeout": 1, "max_attempts": 1, "margin": 0, "min_interval": 0}),
+        (Backoff, {"initial": 0.01, "factor": 1, "jitter": 0}),
+        (Backoff, {"jitter": 1}),
+        (RetryPolicy, {"attempts": 1, "retry_after_cap": 0, "deadline": 0.5}),
+    ],
 )
-def test_poll_policy_rejects_bad_values(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        PollPolicy(**kwargs)
+def test_settings_accept_values_on_their_bounds(settings: type, kwargs: dict[str, object]) -> None:
+    settings(**kwargs)
 
 
 @pytest.mark.parametrize(

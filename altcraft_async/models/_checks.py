@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import InvalidRequestError
 
-__all__ = ["MAX_ID", "non_empty_text", "positive_id"]
+__all__ = ["MAX_ID", "non_empty_text", "number_in_range", "positive_id"]
 
 #: Ids are 64-bit on the platform (and larger ints would not even encode as JSON).
 MAX_ID = 2**63 - 1
@@ -33,3 +35,35 @@ def non_empty_text(name: str, value: Any, *, allow_int: bool = False) -> str:
     if not text.strip():
         raise InvalidRequestError(f"{name} must not be empty")
     return text
+
+
+def number_in_range(
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    integer: bool = False,
+    optional: bool = False,
+) -> Callable[[object, Any, Any], None]:
+    """An attrs validator for settings: a finite number (an int with ``integer``; None too
+    with ``optional``) within the bounds, else an InvalidRequestError naming the field."""
+    wanted = ("an int" if integer else "a finite number") + (" or None" if optional else "")
+
+    def check(instance: object, attribute: Any, value: object) -> None:
+        if value is None and optional:
+            return
+        name = attribute.name
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and (integer or not math.isfinite(value)))
+        ):
+            raise InvalidRequestError(f"{name} must be {wanted}, got {value!r}")
+        if above is not None and not value > above:
+            raise InvalidRequestError(f"{name} must be greater than {above}, got {value!r}")
+        if at_least is not None and value < at_least:
+            raise InvalidRequestError(f"{name} must be at least {at_least}, got {value!r}")
+        if at_most is not None and value > at_most:
+            raise InvalidRequestError(f"{name} must be at most {at_most}, got {value!r}")
+
+    return check
