@@ -92,8 +92,10 @@ def render(results: dict[str, Any]) -> str:
                     "sdk_rps",
                     "raw_rps",
                     "ratio",
+                    "floor_ratio",
                     "sdk_cpu_us",
                     "raw_cpu_us",
+                    "floor_cpu_us",
                 ),
             )
         )

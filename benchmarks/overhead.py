@@ -3,9 +3,16 @@
 Both clients send the same bytes (built once by the SDK's sans-I/O layer) to the same lean
 server (``benchmarks._server``) running in another process, and both read the whole reply. The
 raw client stops there; the SDK also validates arguments, encodes, checks the envelope and
-types the reply into ``list[ChannelCounters]``. Runs alternate SDK/raw (the order flips every
-round) and the reported numbers are medians over the rounds: the machine is noisy, and pairing
-neighbouring runs cancels slow drifts. ``*_cpu_us`` is this process's CPU time per request.
+types the reply into ``list[ChannelCounters]``.
+
+A third client, ``floor``, is the least any SDK returning these frozen models must do: encode
+the arguments, send, read, parse (orjson, or ElementTree for XML) and build the three
+``ChannelCounters`` and ``CounterStatus`` by hand, with no validation, no error handling and
+no layers. Its ratio to raw is the ceiling of the SDK's on the same machine.
+
+Runs rotate the clients (the order changes every round) and the reported numbers are medians
+over the rounds: the machine is noisy, and comparing neighbouring runs cancels slow drifts.
+``*_cpu_us`` is this process's CPU time per request.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import orjson
 
-from altcraft_async import AltcraftClient
+from altcraft_async import AltcraftClient, ChannelCounters, CounterStatus
 from altcraft_async._codec import Format
 from altcraft_async._sansio import build_request
 from altcraft_async.api._specs import SEGMENTS_GET_COUNTERS
@@ -89,6 +97,74 @@ async def _run_raw(
         return await _drive(call, concurrency, duration)
 
 
+async def _run_floor(
+    base_url: str, fmt: Format, concurrency: int, duration: float
+) -> tuple[int, float, float]:
+    import xml.etree.ElementTree as ET
+
+    url = base_url + SEGMENTS_GET_COUNTERS.url_path
+    kind = "application/json" if fmt == "json" else "application/xml"
+    headers = {"Content-Type": kind, "Accept": kind}
+    connector = aiohttp.TCPConnector(limit=100)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def call() -> list[ChannelCounters]:
+            if fmt == "json":
+                document = {"token": TOKEN, "id": 7, "resource_id": 24, "list_id": 1}
+                body = orjson.dumps({**document, "format": "json"})
+            else:
+                body = (
+                    f"<xml><token>{TOKEN}</token><id>7</id><resource_id>24</resource_id>"
+                    "<list_id>1</list_id><format>xml</format></xml>"
+                ).encode()
+            async with session.post(url, data=body, headers=headers) as response:
+                reply = await response.read()
+            if fmt == "json":
+                return [
+                    ChannelCounters(item["channel"], CounterStatus(**item["status"]))
+                    for item in orjson.loads(reply)["data"]
+                ]
+            return [
+                ChannelCounters(
+                    item.findtext("channel", ""),
+                    CounterStatus(
+                        **{leaf.tag: int(leaf.text or 0) for leaf in item.iterfind("status/*")}
+                    ),
+                )
+                for item in ET.fromstring(reply).iterfind("data")
+            ]
+
+        return await _drive(call, concurrency, duration)
+
+
+#: The clients compared in each round, in the order of the first round.
+_CLIENTS = {"sdk": _run_sdk, "raw": _run_raw, "floor": _run_floor}
+
+
+def _summary(runs: dict[str, list[tuple[int, float, float]]]) -> dict[str, float]:
+    """Medians of each client's requests/s and CPU per request, and of its per-round ratio to
+    the raw client's requests/s."""
+    rps = {name: [n / wall for n, wall, _ in done] for name, done in runs.items()}
+
+    def ratio(name: str) -> float:
+        pairs = zip(rps[name], rps["raw"], strict=True)
+        return round(statistics.median(mine / raw for mine, raw in pairs), 3)
+
+    def cpu_us(name: str) -> float:
+        return round(statistics.median(cpu / n * 1e6 for n, _, cpu in runs[name]), 1)
+
+    return {
+        "sdk_rps": round(statistics.median(rps["sdk"]), 1),
+        "raw_rps": round(statistics.median(rps["raw"]), 1),
+        "ratio": ratio("sdk"),
+        "floor_rps": round(statistics.median(rps["floor"]), 1),
+        "floor_ratio": ratio("floor"),
+        "sdk_cpu_us": cpu_us("sdk"),
+        "raw_cpu_us": cpu_us("raw"),
+        "floor_cpu_us": cpu_us("floor"),
+    }
+
+
 async def _measure(
     base_url: str,
     formats: tuple[Format, ...],
@@ -100,30 +176,16 @@ async def _measure(
     rows: list[dict[str, Any]] = []
     for fmt in formats:
         for concurrency in concurrencies:
-            sdk: list[tuple[int, float, float]] = []
-            raw: list[tuple[int, float, float]] = []
+            runs: dict[str, list[tuple[int, float, float]]] = {name: [] for name in _CLIENTS}
+            names = list(_CLIENTS)
             for round_no in range(rounds):
-                runners = [(_run_sdk, sdk), (_run_raw, raw)]
-                if round_no % 2:
-                    runners.reverse()
-                for runner, into in runners:
-                    into.append(await runner(base_url, fmt, concurrency, duration))
-            sdk_rps = [n / wall for n, wall, _ in sdk]
-            raw_rps = [n / wall for n, wall, _ in raw]
-            ratios = [s / r for s, r in zip(sdk_rps, raw_rps, strict=True)]
-            row = {
-                "format": fmt,
-                "concurrency": concurrency,
-                "sdk_rps": round(statistics.median(sdk_rps), 1),
-                "raw_rps": round(statistics.median(raw_rps), 1),
-                "ratio": round(statistics.median(ratios), 3),
-                "sdk_cpu_us": round(statistics.median(cpu / n * 1e6 for n, _, cpu in sdk), 1),
-                "raw_cpu_us": round(statistics.median(cpu / n * 1e6 for n, _, cpu in raw), 1),
-                "rounds": rounds,
-            }
+                for name in names[round_no % 3 :] + names[: round_no % 3]:
+                    runs[name].append(await _CLIENTS[name](base_url, fmt, concurrency, duration))
+            row = {"format": fmt, "concurrency": concurrency, **_summary(runs), "rounds": rounds}
             log(
                 f"  overhead {fmt:4} c={concurrency:<3} sdk {row['sdk_rps']:>8} rps  "
-                f"raw {row['raw_rps']:>8} rps  ratio {row['ratio']:.3f}"
+                f"raw {row['raw_rps']:>8} rps  ratio {row['ratio']:.3f}  "
+                f"floor ratio {row['floor_ratio']:.3f}"
             )
             rows.append(row)
     return rows

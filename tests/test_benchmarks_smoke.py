@@ -46,6 +46,7 @@ def test_smoke_run_prints_every_row_and_writes_the_json(tmp_path: Path) -> None:
     for row in overhead:
         assert set(row) >= OVERHEAD_KEYS
         assert row["sdk_rps"] > 0 and row["raw_rps"] > 0 and row["ratio"] > 0
+        assert row["floor_rps"] > 0 and row["floor_ratio"] > 0
 
     fanout = results["fanout"]
     assert {row["policy"] for row in fanout} == {"default", "fixed-1s", "exponential", "push"}
