@@ -8,6 +8,7 @@ Imports flow downward only::
     _codec            bytes <-> plain data (JSON, XML) and the cattrs converters
     _sansio           endpoint specs -> request bytes; reply bytes -> model or error (no I/O)
     _poll, _retry     poll and retry policies as pure logic (never sleep)
+    _events           request/response events and the event_hooks that receive them
     _transport        the only user of aiohttp.ClientSession: timeouts, retries, rate limit
     _awaiter          Task handles: single-flight polling, deadlines, push/poll race
     _fanout           refresh_many: anyio task group + CapacityLimiter in one engine task
@@ -38,6 +39,7 @@ from ._errors import (
     TaskTimeoutError,
     TransportError,
 )
+from ._events import RequestEvent, ResponseEvent
 from ._fanout import FanOut, Outcome
 from ._poll import Backoff, PollPolicy
 from ._retry import RetryPolicy
@@ -98,8 +100,10 @@ __all__ = [
     "QueueGroup",
     "RateLimiter",
     "RelationInfo",
+    "RequestEvent",
     "RequestTimeoutError",
     "ResourceRef",
+    "ResponseEvent",
     "RetryPolicy",
     "SegmentRef",
     "SenderQueueStats",

@@ -18,6 +18,7 @@ import aiohttp
 from ._awaiter import SharedPoll, Task
 from ._codec import Format
 from ._errors import ClientClosedError, InvalidRequestError
+from ._events import EventHooks, Hook
 from ._fanout import FanOut
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
@@ -55,6 +56,9 @@ class AltcraftClient:
       an ``Authorization`` header.
     - ``session``: a caller-owned ``aiohttp.ClientSession`` (never closed by the client).
     - ``trace_configs``: aiohttp trace configs (e.g. OpenTelemetry's instrumentation).
+    - ``event_hooks``: ``{"request": [...], "response": [...]}``, callables (sync or async)
+      given a :class:`RequestEvent` before each try and a :class:`ResponseEvent` after it;
+      neither holds the token.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class AltcraftClient:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
+        event_hooks: Mapping[str, Sequence[Hook]] | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise InvalidRequestError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -95,6 +100,7 @@ class AltcraftClient:
             raise InvalidRequestError("max_connections must be at least 1")
         if rate_limit is not None and not _positive_finite(rate_limit):
             raise InvalidRequestError(f"rate_limit must be positive or None, got {rate_limit!r}")
+        hooks = EventHooks.from_mapping(event_hooks)
         self.base_url = base_url.rstrip("/")
         self.format: Format = format
         self.default_poll_policy = poll or PollPolicy()
@@ -113,6 +119,7 @@ class AltcraftClient:
             trace_configs=trace_configs,
             max_response_size=max_response_size,
             headers=headers,
+            hooks=hooks,
         )
         self._polls: dict[str, SharedPoll] = {}
         self._fanouts: weakref.WeakSet[FanOut[Any]] = weakref.WeakSet()

@@ -29,6 +29,7 @@ from ._errors import (
     RequestTimeoutError,
     TransportError,
 )
+from ._events import EventHooks, RequestEvent, ResponseEvent, emit
 from ._retry import RetryPolicy, http_status_of
 from ._sansio import EndpointSpec, PreparedRequest, decode_reply
 
@@ -95,6 +96,7 @@ class Transport:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
+        hooks: EventHooks | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -105,6 +107,7 @@ class Transport:
         self._ssl = ssl_context
         self._trace_configs = list(trace_configs)
         self._headers = dict(headers or {})
+        self._hooks = hooks or EventHooks()
         self._session = session
         self._owns_session = session is None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -212,12 +215,18 @@ class Transport:
     ) -> Any:
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
-        started = time.monotonic()
         url = self.base_url + request.path
+        hooks = self._hooks
+        if hooks.request:
+            await emit(hooks.request, RequestEvent(spec.name, url, attempt + 1))
+        started = time.monotonic()
         client_timeout = self._client_timeout
         if client_timeout.total != timeout:
             client_timeout = self._client_timeout = aiohttp.ClientTimeout(total=timeout)
-        failure: TransportError | None = None
+        status: int | None = None
+        headers: Mapping[str, str] = {}
+        body = b""
+        failure: AltcraftError | None = None
         try:
             async with session.post(
                 url,
@@ -230,14 +239,21 @@ class Transport:
                 status = response.status
                 headers = response.headers
                 body = await self._read_body(response, spec)
+        except AltcraftError as error:  # the reply is over max_response_size
+            failure = error
         except Exception as exc:
             failure = _transport_error(exc, spec.name, timeout)
             if failure is None:
                 raise
+        if hooks.response:
+            elapsed = time.monotonic() - started
+            event = ResponseEvent(spec.name, url, attempt + 1, elapsed, status, headers, failure)
+            await emit(hooks.response, event)
         if failure is not None:
             # raised outside the except block: the aiohttp exception (whose request info may
             # hold an Authorization header) is not kept as __context__
             raise failure
+        assert status is not None  # a try that did not fail has read its reply
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "POST %s status=%d attempt=%d elapsed=%.3fs",
@@ -258,10 +274,14 @@ class Transport:
         return result
 
     async def _read_body(self, response: aiohttp.ClientResponse, spec: EndpointSpec) -> bytes:
+        """The whole body, or a DecodeError past ``max_response_size`` (not transient: the
+        same request would get the same reply, so retrying it would only repeat the read)."""
         limit = self.max_response_size
         length = response.content_length
         if length is not None and length > limit:
-            raise DecodeError(f"reply of {length} bytes exceeds {limit}", endpoint=spec.name)
+            raise DecodeError(
+                f"reply of {length} bytes exceeds {limit}", endpoint=spec.name, transient=False
+            )
         if length is not None and "Content-Encoding" not in response.headers:
             return await response.read()
         # No length, or a compressed reply (its length says nothing of the inflated size, and a
@@ -271,7 +291,9 @@ class Transport:
         async for chunk in response.content.iter_chunked(65536):
             size += len(chunk)
             if size > limit:
-                raise DecodeError(f"reply exceeds {limit} bytes", endpoint=spec.name)
+                raise DecodeError(
+                    f"reply exceeds {limit} bytes", endpoint=spec.name, transient=False
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 

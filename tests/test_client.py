@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,7 +40,9 @@ from altcraft_async import (
     PermissionDeniedError,
     PollPolicy,
     RelationInfo,
+    RequestEvent,
     RequestTimeoutError,
+    ResponseEvent,
     RetryPolicy,
     SenderQueueStats,
     TariffLimitError,
@@ -908,3 +911,95 @@ async def test_non_finite_or_non_positive_timeouts_are_refused(bad: Any) -> None
     async with AltcraftClient("http://127.0.0.1:1", token=TOKEN) as sdk:
         with pytest.raises(InvalidRequestError):
             await sdk.segments.get_counters(segment_id=7, resource_id=24, timeout=bad)
+
+
+# --- event hooks ----------------------------------------------------------------------------
+
+
+async def test_event_hooks_see_every_try_with_its_status_and_never_the_token(fake, fmt):
+    seen: list[RequestEvent | ResponseEvent] = []
+
+    async def on_response(event: ResponseEvent) -> None:  # async hooks are awaited
+        seen.append(event)
+
+    hooks = {"request": [seen.append], "response": [on_response]}
+    fake.faults.next(SEG_GET, Fault.http(503))
+    async with make_client(fake, format=fmt, event_hooks=hooks) as client:
+        result = await client.segments.get_counters(segment_id=7, resource_id=24)
+        assert result
+    url = f"{fake.url}/api/v1.1/{SEG_GET}"
+    assert [type(event) for event in seen] == [RequestEvent, ResponseEvent] * 2
+    first, failed, second, succeeded = seen
+    assert first == RequestEvent("segments.get_counters", url, 1)
+    assert second == RequestEvent("segments.get_counters", url, 2)
+    assert isinstance(failed, ResponseEvent) and isinstance(succeeded, ResponseEvent)
+    assert (failed.attempt, failed.status, failed.error) == (1, 503, None)
+    assert (succeeded.attempt, succeeded.status, succeeded.error) == (2, 200, None)
+    assert succeeded.elapsed > 0 and "application/" + fmt in succeeded.headers["Content-Type"]
+    assert_no_secret(*(repr(event) for event in seen))
+    assert_no_secret(*(str(attrs.asdict(event)) for event in seen))
+
+
+async def test_a_try_that_gets_no_reply_reports_its_error_to_response_hooks():
+    url = await closed_port_url()
+    seen: list[ResponseEvent] = []
+    retry = RetryPolicy(attempts=2, backoff=FAST_RETRY.backoff)
+    hooks = {"response": [seen.append]}
+    async with AltcraftClient(url, token=TOKEN, retry=retry, event_hooks=hooks) as client:
+        error = await expect(
+            TransportError, client.segments.get_counters(segment_id=7, resource_id=24)
+        )
+    assert [event.attempt for event in seen] == [1, 2]
+    assert all(event.status is None for event in seen)
+    assert all(isinstance(event.error, TransportError) for event in seen)
+    assert seen[-1].error is error
+
+
+async def test_a_reply_over_the_size_limit_reports_its_status_and_error(fake):
+    seen: list[ResponseEvent] = []
+    hooks = {"response": [seen.append]}
+    async with make_client(fake, max_response_size=10, event_hooks=hooks) as client:
+        error = await expect(
+            DecodeError, client.segments.get_counters(segment_id=7, resource_id=24)
+        )
+    (event,) = seen  # a damaged reply is retried, an oversized one is not
+    assert event.status == 200 and event.error is error
+
+
+async def test_task_polls_fire_the_hooks_too(fake):
+    endpoints: list[str] = []
+    hooks = {"request": [lambda event: endpoints.append(event.endpoint)]}
+    fake.plan_tasks(TaskPlan.after_polls(2))
+    async with make_client(fake, event_hooks=hooks) as client:
+        await client.segments.refresh_and_wait(segment_id=7, resource_id=24, database_id=1)
+    assert endpoints[0] == "segments.refresh_counters"
+    assert endpoints[1:] == ["tasks.status"] * fake.calls(STATUS)
+    assert len(endpoints) >= 3
+
+
+async def test_an_exception_in_a_hook_ends_the_call_and_leaves_nothing_open(fake):
+    class HookFailed(Exception):
+        pass
+
+    def broken(event: RequestEvent) -> None:
+        raise HookFailed(event.endpoint)
+
+    async with make_client(fake, event_hooks={"request": [broken]}) as client:
+        with pytest.raises(HookFailed):
+            await client.segments.get_counters(segment_id=7, resource_id=24)
+        assert client.connections_in_use() == 0
+    assert fake.calls(SEG_GET) == 0  # the request hook runs before the try is sent
+
+
+@pytest.mark.parametrize(
+    ("hooks", "message"),
+    [
+        ({"request": [print], "send": [print]}, "not 'send'"),
+        ({"request": print}, "event_hooks['request'] must be a list of callables"),
+        ({"response": [print, "log"]}, "event_hooks['response'] must be a list of callables"),
+        ([print], "event_hooks must be a mapping"),
+    ],
+)
+def test_bad_event_hooks_are_refused_when_the_client_is_built(hooks: Any, message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=re.escape(message)):
+        AltcraftClient("http://127.0.0.1:9", token=TOKEN, event_hooks=hooks)
