@@ -111,7 +111,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         "requests": stats.requests,
         "status_polls_per_task": round(polls / max(len(refs), 1), 2),
         "notice_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
-        "max_requests_in_flight": stats.max_concurrent,
+        "max_tasks_in_flight": stats.max_tasks_in_flight,
     }
     if args.json:
         rows = [outcome_record(o) for o in sorted(outcomes, key=_order)]

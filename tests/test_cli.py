@@ -412,6 +412,7 @@ def test_demo_end_to_end(wire_format: str) -> None:
     assert summary["tasks"] == len(data["segments"]) > 0
     assert summary["failed"] == 0
     assert summary["verified_against_fake"] == summary["tasks"]
+    assert 1 < summary["max_tasks_in_flight"] <= summary["tasks"]  # the refreshes overlapped
     assert "\r[" not in result.stderr
 
 
