@@ -39,7 +39,7 @@ from ._errors import (
     TaskTimeoutError,
     TransportError,
 )
-from ._events import RequestEvent, ResponseEvent
+from ._events import EventHookMap, RequestEvent, ResponseEvent
 from ._fanout import FanOut, Outcome
 from ._poll import Backoff, PollPolicy
 from ._retry import RetryPolicy
@@ -87,6 +87,7 @@ __all__ = [
     "CounterStatus",
     "CountersSnapshot",
     "DecodeError",
+    "EventHookMap",
     "FanOut",
     "Feedback",
     "FeedbackReceiver",

@@ -18,7 +18,7 @@ import aiohttp
 from ._awaiter import SharedPoll, Task
 from ._codec import Format
 from ._errors import ClientClosedError, InvalidRequestError
-from ._events import EventHooks, Hook
+from ._events import EventHookMap, EventHooks
 from ._fanout import FanOut
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
@@ -80,7 +80,7 @@ class AltcraftClient:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
-        event_hooks: Mapping[str, Sequence[Hook]] | None = None,
+        event_hooks: EventHookMap | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise InvalidRequestError(f"base_url must be an http(s) URL, got {base_url!r}")

@@ -132,9 +132,9 @@ class PermissionDeniedError(APIError):
 class DecodeError(AltcraftError):
     """The reply body is not the documented shape; ``excerpt`` holds its first bytes.
 
-    ``transient`` is True when the body itself was damaged (not JSON or XML, cut short, too
-    big), which a retry may fix, and False when a well-formed reply does not fit the model,
-    which every retry would repeat.
+    ``transient`` is True when the body itself was damaged (not JSON or XML, cut short), which
+    a retry may fix, and False when a well-formed reply does not fit the model or is over
+    ``max_response_size``, which every retry would repeat.
     """
 
     def __init__(

@@ -6,20 +6,23 @@ Hooks are for metrics, tracing and logging that ``logging`` alone does not give:
 holds the request body or the request headers, since the token travels in one of them.
 
 A hook is a callable taking the event; if it returns an awaitable, that is awaited before the
-call goes on. An exception raised by a hook is not caught: it ends the call it came from.
+call goes on. An exception raised by a hook is not caught: like a bug in the caller's own code
+it ends the call it came from (and in ``refresh_many``, the whole run). A try that is
+cancelled while in flight (a ``wait`` deadline, a cancel scope, ``fail_fast``) gets no
+response event: hooks are not run on the cancellation path.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from attrs import field, frozen
 
 from ._errors import AltcraftError, InvalidRequestError
 
-__all__ = ["EventHooks", "Hook", "RequestEvent", "ResponseEvent", "emit"]
+__all__ = ["EventHookMap", "EventHooks", "Hook", "RequestEvent", "ResponseEvent", "emit"]
 
 #: A request or response hook: sync, or async (its awaitable result is awaited).
 Hook = Callable[[Any], object]
@@ -50,8 +53,16 @@ class ResponseEvent:
     attempt: int
     elapsed: float
     status: int | None = None
-    headers: Mapping[str, str] = field(factory=dict, repr=False)
+    headers: Mapping[str, str] = field(factory=dict, repr=False, eq=False)
     error: AltcraftError | None = None
+
+
+class EventHookMap(TypedDict, total=False):
+    """What ``AltcraftClient(event_hooks=...)`` takes, typed so that a type checker catches a
+    response hook given as a request hook, or a misspelt key."""
+
+    request: Sequence[Callable[[RequestEvent], object]]
+    response: Sequence[Callable[[ResponseEvent], object]]
 
 
 @frozen
@@ -62,7 +73,7 @@ class EventHooks:
     response: tuple[Hook, ...] = ()
 
     @classmethod
-    def from_mapping(cls, hooks: Mapping[str, Sequence[Hook]] | None) -> EventHooks:
+    def from_mapping(cls, hooks: EventHookMap | Mapping[str, Sequence[Hook]] | None) -> EventHooks:
         """Check ``{"request": [...], "response": [...]}`` (either key optional)."""
         if hooks is None:
             return cls()
@@ -71,10 +82,10 @@ class EventHooks:
                 f"event_hooks must be a mapping of 'request'/'response' to lists of "
                 f"callables, got {type(hooks).__name__}"
             )
-        unknown = sorted(set(hooks) - {"request", "response"})
+        unknown = sorted(map(repr, set(hooks) - {"request", "response"}))
         if unknown:
             raise InvalidRequestError(
-                f"event_hooks takes 'request' and 'response', not {', '.join(map(repr, unknown))}"
+                f"event_hooks takes 'request' and 'response', not {', '.join(unknown)}"
             )
         checked: dict[str, tuple[Hook, ...]] = {}
         for kind, callables in hooks.items():

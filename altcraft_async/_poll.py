@@ -20,7 +20,6 @@ __all__ = ["Backoff", "Observation", "PollPolicy"]
 #: One poll seen by the awaiter: (seconds since the task was created, progress 0..100 or None).
 Observation = tuple[float, float | None]
 
-_positive = number_in_range(above=0.0)
 _non_negative = number_in_range(at_least=0.0)
 
 
@@ -32,9 +31,9 @@ class Backoff:
     "full jitter" (uniform between 0 and the delay), the AWS recipe for spreading retries.
     """
 
-    initial: float = field(default=0.5, validator=_positive)
+    initial: float = field(default=0.5, validator=number_in_range(above=0.0))
     factor: float = field(default=2.0, validator=number_in_range(at_least=1.0))
-    max_interval: float = field(default=15.0, validator=_positive)
+    max_interval: float = field(default=15.0, validator=number_in_range(above=0.0, unbounded=True))
     jitter: float = field(default=0.1, validator=number_in_range(at_least=0.0, at_most=1.0))
 
     def delay(self, attempt: int, rand: float = 0.5) -> float:
@@ -68,7 +67,7 @@ class PollPolicy:
 
     backoff: Backoff = Backoff()
     timeout: float | None = field(
-        default=600.0, validator=number_in_range(above=0.0, optional=True)
+        default=600.0, validator=number_in_range(above=0.0, optional=True, unbounded=True)
     )
     max_attempts: int | None = field(
         default=None, validator=number_in_range(at_least=1, integer=True, optional=True)
@@ -76,7 +75,7 @@ class PollPolicy:
     progress_aware: bool = True
     margin: float = field(default=0.0, validator=_non_negative)
     min_interval: float = field(default=0.05, validator=_non_negative)
-    horizon: float = field(default=4.0, validator=_positive)
+    horizon: float = field(default=4.0, validator=number_in_range(above=0.0, unbounded=True))
 
     def first_delay(self) -> float:
         """How long after the task was created to poll for the first time (capped too)."""

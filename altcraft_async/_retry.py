@@ -39,9 +39,11 @@ class RetryPolicy:
 
     attempts: int = field(default=4, validator=number_in_range(at_least=1, integer=True))
     backoff: Backoff = _RETRY_BACKOFF
-    retry_after_cap: float = field(default=30.0, validator=number_in_range(at_least=0.0))
+    retry_after_cap: float = field(
+        default=30.0, validator=number_in_range(at_least=0.0, unbounded=True)
+    )
     deadline: float | None = field(
-        default=None, validator=number_in_range(above=0.0, optional=True)
+        default=None, validator=number_in_range(above=0.0, optional=True, unbounded=True)
     )
     retry_starts: bool = False
 

@@ -1,8 +1,9 @@
 """The only module that touches aiohttp: send a prepared request, retry, rate-limit, map errors.
 
 Every aiohttp and OS exception is mapped to ours in :func:`_send_once`, so callers see only
-the tree of ``_errors``. The aiohttp session is created lazily inside the running loop (a
-client can be built outside one) and is bound to that loop from then on.
+the tree of ``_errors`` (and whatever their own ``event_hooks`` raise). The aiohttp session
+is created lazily inside the running loop (a client can be built outside one) and is bound
+to that loop from then on.
 """
 
 from __future__ import annotations
@@ -56,20 +57,32 @@ class RateLimiter:
         self.adaptive = adaptive
         self.min_rate = min(min_rate, rate)
         self._next_slot = 0.0
+        #: Slots given back while later ones were still taken: their end -> their start.
+        self._freed: dict[float, float] = {}
 
     async def acquire(self) -> None:
         now = time.monotonic()
+        if self._freed:  # forget slots that are past by now
+            self._freed = {end: start for end, start in self._freed.items() if end > now}
         slot = max(now, self._next_slot)
         self._next_slot = after = slot + 1.0 / self.rate
         if slot > now:
             try:
                 await anyio.sleep(slot - now)
             except BaseException:
-                # Cancelled while waiting: hand the slot back unless a later one was taken
-                # since (then the gap stays; moving others' slots could break the rate).
-                if self._next_slot == after:
-                    self._next_slot = slot
+                self._give_back(slot, after)
                 raise
+
+    def _give_back(self, slot: float, after: float) -> None:
+        """Return a slot whose waiter was cancelled. Only the end of the schedule can shrink
+        (moving others' slots could break the rate), so a slot in the middle is remembered and
+        returned too once every slot after it has been given back."""
+        if self._next_slot != after:
+            self._freed[after] = slot
+            return
+        while slot in self._freed:
+            slot = self._freed.pop(slot)
+        self._next_slot = slot
 
     def on_rate_limited(self) -> None:
         if self.adaptive:
@@ -245,8 +258,17 @@ class Transport:
             failure = _transport_error(exc, spec.name, timeout)
             if failure is None:
                 raise
+        elapsed = time.monotonic() - started
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "POST %s status=%s attempt=%d elapsed=%.3fs%s",
+                spec.path,
+                status,
+                attempt + 1,
+                elapsed,
+                "" if failure is None else f" error={type(failure).__name__}",
+            )
         if hooks.response:
-            elapsed = time.monotonic() - started
             event = ResponseEvent(spec.name, url, attempt + 1, elapsed, status, headers, failure)
             await emit(hooks.response, event)
         if failure is not None:
@@ -254,14 +276,6 @@ class Transport:
             # hold an Authorization header) is not kept as __context__
             raise failure
         assert status is not None  # a try that did not fail has read its reply
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "POST %s status=%d attempt=%d elapsed=%.3fs",
-                spec.path,
-                status,
-                attempt + 1,
-                time.monotonic() - started,
-            )
         limiter = self.rate_limiter
         try:
             result = decode_reply(spec, status, headers, body, fmt)

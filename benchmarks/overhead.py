@@ -10,7 +10,7 @@ the arguments, send, read, parse (orjson, or ElementTree for XML) and build the 
 ``ChannelCounters`` and ``CounterStatus`` by hand, with no validation, no error handling and
 no layers. Its ratio to raw is the ceiling of the SDK's on the same machine.
 
-Runs rotate the clients (the order changes every round) and the reported numbers are medians
+Runs change the clients' order every round and the reported numbers are medians
 over the rounds: the machine is noisy, and comparing neighbouring runs cancels slow drifts.
 ``*_cpu_us`` is this process's CPU time per request.
 """
@@ -18,6 +18,7 @@ over the rounds: the machine is noisy, and comparing neighbouring runs cancels s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -137,8 +138,11 @@ async def _run_floor(
         return await _drive(call, concurrency, duration)
 
 
-#: The clients compared in each round, in the order of the first round.
+#: The clients compared in each round.
 _CLIENTS = {"sdk": _run_sdk, "raw": _run_raw, "floor": _run_floor}
+#: Their orders, one per round in turn: over six rounds each client runs before each other
+#: one three times, so whatever the order favours cancels out.
+_ORDERS = list(itertools.permutations(_CLIENTS))
 
 
 def _summary(runs: dict[str, list[tuple[int, float, float]]]) -> dict[str, float]:
@@ -177,9 +181,8 @@ async def _measure(
     for fmt in formats:
         for concurrency in concurrencies:
             runs: dict[str, list[tuple[int, float, float]]] = {name: [] for name in _CLIENTS}
-            names = list(_CLIENTS)
             for round_no in range(rounds):
-                for name in names[round_no % 3 :] + names[: round_no % 3]:
+                for name in _ORDERS[round_no % len(_ORDERS)]:
                     runs[name].append(await _CLIENTS[name](base_url, fmt, concurrency, duration))
             row = {"format": fmt, "concurrency": concurrency, **_summary(runs), "rounds": rounds}
             log(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -39,6 +40,7 @@ from altcraft_async import (
     NumericProperty,
     PermissionDeniedError,
     PollPolicy,
+    RateLimiter,
     RelationInfo,
     RequestEvent,
     RequestTimeoutError,
@@ -665,6 +667,31 @@ async def test_a_call_cancelled_while_waiting_for_its_slot_gives_the_slot_back(f
     assert 0.4 <= last - first < 0.9
 
 
+@pytest.mark.parametrize("order", ["oldest first", "newest first", "shuffled"])
+async def test_waiters_cancelled_in_any_order_give_all_their_slots_back(order: str) -> None:
+    limiter = RateLimiter(10)  # a slot every 0.1 s
+    await limiter.acquire()
+    scopes = [anyio.CancelScope() for _ in range(20)]  # 20 waiters: slots up to 2 s ahead
+
+    async def wait_for_slot(scope: anyio.CancelScope) -> None:
+        with scope:
+            await limiter.acquire()
+
+    async with anyio.create_task_group() as group:
+        for scope in scopes:
+            group.start_soon(wait_for_slot, scope)
+        await anyio.wait_all_tasks_blocked()
+        if order == "newest first":
+            scopes.reverse()
+        elif order == "shuffled":
+            random.Random(4).shuffle(scopes)
+        for scope in scopes:
+            scope.cancel()
+    assert all(scope.cancelled_caught for scope in scopes)
+    with anyio.fail_after(1.0):  # the next slot is 0.1 s after the first call, not 2.1 s
+        await limiter.acquire()
+
+
 async def test_adaptive_rate_limit_halves_on_429(fake):
     async with make_client(fake, rate_limit=20, adaptive_rate_limit=True) as client:
         limiter = client.rate_limiter
@@ -814,6 +841,16 @@ async def test_debug_logging_is_useful_and_redacted(fake, fmt, caplog):
     assert any(m.startswith("POST admin/senders/queue/stats/ status=200") for m in ours)
     assert any("retry 1" in m for m in ours)
     assert sum("POST " in m for m in ours) == len(fake.requests)
+
+
+async def test_debug_logging_has_a_line_for_a_try_that_got_no_reply(caplog):
+    caplog.set_level(logging.DEBUG, logger="altcraft_async")
+    url = await closed_port_url()
+    async with AltcraftClient(url, token=TOKEN, retry=NO_RETRY) as client:
+        await expect(TransportError, client.segments.get_counters(segment_id=7, resource_id=24))
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("POST ")]
+    assert line.startswith("POST segments/get_counters status=None attempt=1 elapsed=")
+    assert line.endswith(" error=TransportError")
 
 
 # --- many calls at once ---------------------------------------------------------------------
@@ -977,18 +1014,26 @@ async def test_task_polls_fire_the_hooks_too(fake):
     assert len(endpoints) >= 3
 
 
-async def test_an_exception_in_a_hook_ends_the_call_and_leaves_nothing_open(fake):
-    class HookFailed(Exception):
-        pass
+class HookFailed(Exception):
+    pass
 
-    def broken(event: RequestEvent) -> None:
-        raise HookFailed(event.endpoint)
 
-    async with make_client(fake, event_hooks={"request": [broken]}) as client:
+def broken_hook(event: RequestEvent | ResponseEvent) -> None:
+    raise HookFailed(event.endpoint)
+
+
+@pytest.mark.parametrize("kind", ["request", "response"])
+async def test_an_exception_in_a_hook_ends_the_call_and_leaves_nothing_open(fake, kind):
+    async with make_client(fake, event_hooks={kind: [broken_hook]}) as client:
         with pytest.raises(HookFailed):
             await client.segments.get_counters(segment_id=7, resource_id=24)
         assert client.connections_in_use() == 0
-    assert fake.calls(SEG_GET) == 0  # the request hook runs before the try is sent
+        # not retried: the hook's error is the caller's, not a transient failure
+        assert fake.calls(SEG_GET) == (0 if kind == "request" else 1)
+        fake.faults.next(SEG_GET, Fault.http(503))
+        with pytest.raises(HookFailed):  # also when the try itself failed
+            await client.segments.get_counters(segment_id=7, resource_id=24)
+        assert client.connections_in_use() == 0
 
 
 @pytest.mark.parametrize(

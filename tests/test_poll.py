@@ -41,7 +41,9 @@ def test_backoff_delay(backoff: Backoff, attempt: int, rand: float, expected: fl
         (Backoff, {"initial": math.nan}, "initial must be a finite number"),
         (PollPolicy, {"timeout": 0}, "timeout must be greater than 0.0"),
         (PollPolicy, {"timeout": -1}, "timeout must be greater than 0.0"),
-        (PollPolicy, {"timeout": math.inf}, "timeout must be a finite number or None"),
+        (PollPolicy, {"timeout": math.nan}, "timeout must be a number or None, got nan"),
+        (PollPolicy, {"timeout": -math.inf}, "timeout must be a number or None, got -inf"),
+        (PollPolicy, {"margin": math.inf}, "margin must be a finite number, got inf"),
         (PollPolicy, {"max_attempts": 0}, "max_attempts must be at least 1"),
         (PollPolicy, {"max_attempts": 2.5}, "max_attempts must be an int or None"),
         (PollPolicy, {"max_attempts": True}, "max_attempts must be an int or None"),
@@ -69,6 +71,10 @@ def test_settings_reject_bad_values_with_a_typed_error(
         (Backoff, {"initial": 0.01, "factor": 1, "jitter": 0}),
         (Backoff, {"jitter": 1}),
         (RetryPolicy, {"attempts": 1, "retry_after_cap": 0, "deadline": 0.5}),
+        # infinity means "no limit" where a setting is a limit
+        (PollPolicy, {"timeout": math.inf, "horizon": math.inf}),
+        (Backoff, {"max_interval": math.inf}),
+        (RetryPolicy, {"retry_after_cap": math.inf, "deadline": math.inf}),
     ],
 )
 def test_settings_accept_values_on_their_bounds(settings: type, kwargs: dict[str, object]) -> None:

@@ -44,10 +44,13 @@ def number_in_range(
     at_most: float | None = None,
     integer: bool = False,
     optional: bool = False,
+    unbounded: bool = False,
 ) -> Callable[[object, Any, Any], None]:
-    """An attrs validator for settings: a finite number (an int with ``integer``; None too
-    with ``optional``) within the bounds, else an InvalidRequestError naming the field."""
-    wanted = ("an int" if integer else "a finite number") + (" or None" if optional else "")
+    """An attrs validator for settings: a number (an int with ``integer``; None too with
+    ``optional``; ``math.inf`` too with ``unbounded``, for limits where it means "no limit")
+    within the bounds, else an InvalidRequestError naming the field. NaN is never accepted."""
+    kind = "an int" if integer else "a number" if unbounded else "a finite number"
+    wanted = kind + (" or None" if optional else "")
 
     def check(instance: object, attribute: Any, value: object) -> None:
         if value is None and optional:
@@ -56,7 +59,9 @@ def number_in_range(
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or (isinstance(value, float) and (integer or not math.isfinite(value)))
+            or (isinstance(value, float) and (integer or math.isnan(value)))
+            or (value == math.inf and not unbounded)
+            or value == -math.inf
         ):
             raise InvalidRequestError(f"{name} must be {wanted}, got {value!r}")
         if above is not None and not value > above:
