@@ -253,8 +253,8 @@ def _prop(value: Any) -> Any:
     if isinstance(value, dict) and "sum" in value:
         top = value.get("top")
         total = value["sum"]
-        if isinstance(total, str):
-            total = float(total)
+        if isinstance(total, str):  # XML: whole numbers stay int, as JSON has them
+            total = int(total) if _XML_INT.fullmatch(total) else float(total)
         if type(total) not in (int, float):
             raise _fail(total, "a number")
         return NumericProperty(top=top if isinstance(top, dict) else {}, sum=total)

@@ -185,14 +185,19 @@ def decode_reply(
     The envelope's ``error`` decides first, whatever the HTTP status (the platform may send
     errors with HTTP 200). A non-2xx reply without a readable envelope is an
     :class:`HTTPStatusError`; a 2xx reply that is not the documented shape a :class:`DecodeError`.
+    A reply in the other format than the one asked for (a JSON error to an XML request, say) is
+    still read, so its error code and text are not lost.
     """
     ok_status = 200 <= status < 300
     try:
         envelope = parse(body, fmt, endpoint=spec.name)
     except DecodeError:
-        if ok_status:
-            raise
-        raise _status_error(spec, status, headers, body) from None
+        fallback = _envelope_in_other_format(body, fmt)
+        if fallback is None:
+            if ok_status:
+                raise
+            raise _status_error(spec, status, headers, body) from None
+        fmt, envelope = fallback
     code = _error_code(envelope.get("error"))
     if code is None:
         if ok_status:
@@ -215,6 +220,20 @@ def decode_reply(
     if not ok_status:
         raise _status_error(spec, status, headers, body)
     return structure(envelope.get("data"), spec.response, fmt, endpoint=spec.name, body=body)
+
+
+def _envelope_in_other_format(body: bytes, fmt: Format) -> tuple[Format, dict[str, Any]] | None:
+    """The body read in the other format, if it plainly starts like it (``{`` for JSON, ``<``
+    for XML) and holds an envelope; None otherwise (an HTML page is no envelope)."""
+    start = body.lstrip()[:1]
+    other: Format | None = "json" if start == b"{" else "xml" if start == b"<" else None
+    if other is None or other == fmt:
+        return None
+    try:
+        envelope = parse(body, other)
+    except DecodeError:
+        return None
+    return (other, envelope) if "error" in envelope else None
 
 
 def _error_code(value: Any) -> int | None:

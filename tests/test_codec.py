@@ -505,6 +505,14 @@ def test_xml_numeric_props():
     assert info.props == {"orders": NumericProperty(top={"a": "1"}, sum=12.5), "note": "text"}
 
 
+@pytest.mark.parametrize(("text", "expected"), [("787", 787), ("-3", -3), ("12.5", 12.5)])
+def test_xml_numeric_sum_has_the_type_json_gives_it(text: str, expected: float) -> None:
+    body = _xml(f"<data><profile_id>p</profile_id><props><o><sum>{text}</sum></o></props></data>")
+    info = decode_reply(RELATIONS_GET_COUNTER, 200, {}, body, "xml")
+    total = info.props["o"].sum
+    assert total == expected and type(total) is type(expected)
+
+
 def test_json_numeric_props():
     body = _json('{"profile_id": "p", "props": {"orders": {"top": {"a": 1}, "sum": 3}, "n": 5}}')
     info = decode_reply(RELATIONS_GET_COUNTER, 200, {}, body, "json")

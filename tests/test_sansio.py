@@ -497,6 +497,37 @@ def test_non_2xx_without_envelope_is_http_status_error(status, body, fmt):
     assert exc.excerpt == body.decode()[:80]
 
 
+@pytest.mark.parametrize("status", [200, 401])
+@pytest.mark.parametrize("asked", FORMATS)
+def test_an_error_envelope_in_the_other_format_keeps_its_code(asked, status):
+    """E.g. a JSON error to an XML request (a gateway, or the platform's own auth check)."""
+    sent = "xml" if asked == "json" else "json"
+    body = _error_body(401, "Token invalid", sent)
+    with pytest.raises(AuthenticationError) as info:
+        decode_reply(TASKS_STATUS, status, {}, b"  " + body, asked)
+    assert (info.value.code, info.value.error_text, info.value.http_status) == (
+        401,
+        "Token invalid",
+        status,
+    )
+
+
+@pytest.mark.parametrize("asked", FORMATS)
+def test_a_success_reply_in_the_other_format_decodes(asked):
+    sent = "xml" if asked == "json" else "json"
+    body = docs.RESPONSE_PAIRS["segments.get_counters"][sent == "xml"]
+    expected = decode_reply(SEGMENTS_GET_COUNTERS, 200, {}, body, sent)
+    assert decode_reply(SEGMENTS_GET_COUNTERS, 200, {}, body, asked) == expected
+
+
+def test_a_2xx_html_page_is_still_a_damaged_reply_not_an_envelope():
+    body = b"<html><body>proxy says hi</body></html>"
+    with pytest.raises(DecodeError) as info:
+        decode_reply(TASKS_STATUS, 200, {}, body, "json")
+    assert info.value.transient  # retried, as a damaged body is
+    assert "invalid JSON" in str(info.value)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_non_2xx_with_success_envelope_is_http_status_error(fmt):
     body = docs.RESPONSE_PAIRS["segments.refresh_counters"][fmt == "xml"]
