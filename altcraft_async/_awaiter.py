@@ -95,6 +95,7 @@ class SharedPoll:
         self.polling_sooner = False  # a follower with a faster policy polls for everyone
         self.waiters = 0
         self._changed: asyncio.Event | None = None  # made when somebody waits: saves memory
+        self._sleep: asyncio.Future[None] | None = None  # the leader's wait for its next poll
 
     def notify(self) -> None:
         if self._changed is not None:
@@ -105,6 +106,24 @@ class SharedPoll:
         if self._changed is None:
             self._changed = asyncio.Event()
         await self._changed.wait()
+
+    async def sleep(self, delay: float) -> None:
+        """``asyncio.sleep(delay)`` that :meth:`close` can cut short (it costs no more)."""
+        loop = asyncio.get_running_loop()
+        self._sleep = future = loop.create_future()
+        timer = loop.call_later(delay, _wake, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            self._sleep = None
+
+    def close(self, error: AltcraftError) -> None:
+        """End every wait on this task with ``error`` now (the client is being closed)."""
+        self.error = error
+        if self._sleep is not None:
+            _wake(self._sleep)
+        self.notify()
 
     def next_poll_at(self, policy: PollPolicy, rand: float) -> float:
         if self.failures:
@@ -334,8 +353,9 @@ class Task:
             shared.leader_poll_at = shared.next_poll_at(policy, _JITTER.random())
             delay = shared.leader_poll_at - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
-            await shared.poll(self._source)
+                await shared.sleep(delay)
+            if shared.error is None:
+                await shared.poll(self._source)
         finally:
             shared.leading = False
             shared.leader_poll_at = math.inf
@@ -361,6 +381,11 @@ class Task:
             shared.notify()
 
 
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def _ignore(status: TaskStatus) -> None:
     """The progress report when nobody listens."""
 
@@ -368,13 +393,19 @@ async def _ignore(status: TaskStatus) -> None:
 def _serial(
     callback: ProgressCallback | None,
 ) -> Callable[[TaskStatus], Awaitable[None]]:
-    """``callback`` made async and serial: calls never overlap, even from two racers."""
+    """``callback`` made async and serial: calls never overlap, even from two racers, and
+    nothing is reported after the final status (the push and the poll may both bring it)."""
     if callback is None:
         return _ignore
     lock = anyio.Lock()
+    finished = False
 
     async def report(status: TaskStatus) -> None:
+        nonlocal finished
         async with lock:
+            if finished:
+                return
+            finished = status.succeeded or status.failed
             result = callback(status)
             if inspect.isawaitable(result):
                 await result

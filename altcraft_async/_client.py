@@ -148,7 +148,12 @@ class AltcraftClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop fan-outs still running and close the connection pool; safe to call twice."""
+        """Stop fan-outs still running, end task waits with ClientClosedError and close the
+        connection pool; safe to call twice."""
+        for shared in list(self._polls.values()):  # parked waits wake now, not at their poll
+            shared.close(
+                ClientClosedError(f"the client was closed while waiting for task {shared.task_id}")
+            )
         try:
             for fanout in list(self._fanouts):
                 with contextlib.suppress(Exception):  # a crashed fan-out told its consumer

@@ -65,6 +65,8 @@ class FanOut(Generic[RefT]):
         self._on_start = on_start
         self._engine: asyncio.Task[None] | None = None
         self._receive: MemoryObjectReceiveStream[Outcome[RefT]] | None = None
+        # kept to be closed here too: an engine cancelled before its first step never does
+        self._send: MemoryObjectSendStream[Outcome[RefT]] | None = None
         self._aborted: AltcraftError | None = None
         self._closed = False
         self._failure: BaseException | None = None  # the engine's crash, raised once
@@ -100,7 +102,8 @@ class FanOut(Generic[RefT]):
         await self.aclose()
 
     def _start(self) -> None:
-        send, self._receive = anyio.create_memory_object_stream[Outcome[RefT]](math.inf)
+        self._send, self._receive = anyio.create_memory_object_stream[Outcome[RefT]](math.inf)
+        send = self._send
         # The engine holds no reference to self: an abandoned FanOut is collected and its
         # __del__ cancels the engine (a bound method here would keep it alive to the end).
         engine = _run(self._refs, self._run_one, self._concurrency, self._fail_fast, send)
@@ -128,8 +131,9 @@ class FanOut(Generic[RefT]):
         # the loop), the engine must still be stopped before the exit returns
         with anyio.CancelScope(shield=True):
             await asyncio.wait({engine})
-        if self._receive is not None:
-            self._receive.close()
+        for stream in (self._send, self._receive):
+            if stream is not None:
+                stream.close()
         if self._failure is None and not engine.cancelled() and engine.exception() is not None:
             failure = engine.exception()
             # the task group wraps a single crash in an ExceptionGroup: hand over the crash
@@ -142,9 +146,10 @@ class FanOut(Generic[RefT]):
         engine = getattr(self, "_engine", None)  # absent when __init__ raised
         if engine is not None and not engine.done() and not engine.get_loop().is_closed():
             engine.cancel()
-        receive = getattr(self, "_receive", None)
-        if receive is not None:
-            receive.close()
+        for name in ("_send", "_receive"):
+            stream = getattr(self, name, None)
+            if stream is not None:
+                stream.close()
 
 
 async def _run(

@@ -192,11 +192,12 @@ class Transport:
     ) -> Any:
         """Send ``request`` (retrying as the policy allows) and decode the reply."""
         policy = retry or self.retry
-        session = self._session_for_loop()
         per_try = timeout if timeout is not None else self.timeout
         started = time.monotonic()
         attempt = 0
         while True:
+            # per try: the client may have been closed while the last one was in flight
+            session = self._session_for_loop()
             try:
                 return await self._send_once(session, spec, request, fmt, per_try, attempt)
             except AltcraftError as error:
@@ -257,7 +258,11 @@ class Transport:
         except Exception as exc:
             failure = _transport_error(exc, spec.name, timeout)
             if failure is None:
-                raise
+                if not session.closed:
+                    raise
+                # closed under this try (its rate-limit slot or hooks awaited meanwhile):
+                # aiohttp says so with a bare RuntimeError
+                failure = ClientClosedError(f"{spec.name}: the client was closed")
         elapsed = time.monotonic() - started
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(

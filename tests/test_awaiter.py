@@ -39,7 +39,7 @@ from altcraft_async import (
     TaskStatus,
     TaskTimeoutError,
 )
-from altcraft_async._awaiter import parse_resume_token
+from altcraft_async._awaiter import _serial, parse_resume_token
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan, TaskRecord
 
 pytestmark = pytest.mark.anyio
@@ -853,3 +853,88 @@ async def test_a_waiter_with_a_faster_policy_is_not_held_back_by_a_slow_leader()
             group.cancel_scope.cancel()
         assert snapshots
         assert fake.calls(STATUS) == 3  # after_polls(2): the third poll sees the end
+
+
+# --- closing the client under waits ---------------------------------------------------------
+
+
+async def test_closing_the_client_wakes_a_wait_parked_until_its_next_poll():
+    """The wait ends with ClientClosedError at once, not when its next poll (10 s away) is due."""
+    slow = PollPolicy(
+        backoff=Backoff(initial=0.01, factor=1000.0, max_interval=30.0, jitter=0.0),
+        progress_aware=False,
+        timeout=60.0,
+    )
+    polled = anyio.Event()
+    hooks = {"response": [lambda event: polled.set()]}
+    fake = FakeAltcraft.seeded(profiles=300, segments=4, resources=2, task_plan=TaskPlan.never())
+    async with fake:
+        client = AltcraftClient(fake.url, token=fake.token, poll=slow, event_hooks=hooks)
+        task = await client.segments.refresh_counters(**ref_of(fake))
+        polled = anyio.Event()  # the start's reply set the first one
+        errors: list[BaseException] = []
+
+        async def wait() -> None:
+            try:
+                await task.wait()
+            except ClientClosedError as error:
+                errors.append(error)
+
+        with anyio.fail_after(3):
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait)
+                await polled.wait()  # first poll answered: the wait now parks for ~10 s
+                await client.aclose()
+        assert len(errors) == 1 and task.task_id in str(errors[0])
+        assert fake.calls(STATUS) == 1
+        assert client._polls == {}
+
+
+async def test_closing_the_client_during_a_poll_ends_the_wait_with_client_closed_error():
+    """A poll in flight when the client closes (and its retry) ends as ClientClosedError, not
+    as aiohttp's bare RuntimeError('Session is closed')."""
+    sent = anyio.Event()
+
+    def on_request(event: Any) -> None:
+        if event.endpoint == "tasks.status":
+            sent.set()
+
+    fake = FakeAltcraft.seeded(profiles=300, segments=4, resources=2, task_plan=TaskPlan.never())
+    async with fake:
+        client = AltcraftClient(
+            fake.url, token=fake.token, poll=FAST, event_hooks={"request": [on_request]}
+        )
+        task = await client.segments.refresh_counters(**ref_of(fake))
+        fake.faults.script(STATUS, Fault.delay(5.0))  # every poll hangs until the close
+        errors: list[BaseException] = []
+
+        async def wait() -> None:
+            try:
+                await task.wait()
+            except ClientClosedError as error:
+                errors.append(error)
+
+        with anyio.fail_after(3):
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait)
+                await sent.wait()
+                await client.aclose()
+        assert len(errors) == 1
+        assert client.connections_in_use() == 0
+
+
+async def test_on_progress_hears_the_final_status_once_even_if_two_racers_bring_it():
+    """With push, the webhook and the poller may both deliver the final status."""
+    seen: list[TaskStatus] = []
+    report = _serial(seen.append)
+    running = TaskStatus("processing", 50.0)
+    done = TaskStatus("completed", 100.0)
+    for status in (running, done, done, running):
+        await report(status)
+    assert seen == [running, done]
+    failed_seen: list[TaskStatus] = []
+    report = _serial(failed_seen.append)
+    failed = TaskStatus("failed", 10.0)
+    for status in (failed, done):
+        await report(status)
+    assert failed_seen == [failed]

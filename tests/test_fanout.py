@@ -453,6 +453,31 @@ async def test_client_aclose_stops_a_running_fan_out() -> None:
             await client.segments.get_counters(segment_id=1, resource_id=1)
 
 
+async def test_closing_the_client_as_the_fan_out_starts_leaves_no_stream_open() -> None:
+    """client.aclose() in the same loop turn as the first step: the engine is cancelled before
+    it ever ran, and its stream must still be closed (else a ResourceWarning, an error here)."""
+    async with env(task_plan=TaskPlan.after_polls(1)) as (fake, client):
+        refs = segment_refs(fake)[:4]
+        ended: list[str] = []  # not the error: its traceback would keep the FanOut alive
+
+        async def consume() -> None:
+            try:
+                async for _ in client.segments.refresh_many(refs, concurrency=2):
+                    pass
+            except ClientClosedError as error:
+                ended.append(str(error))
+
+        loop = asyncio.get_running_loop()
+        consumer = loop.create_task(consume())  # its first step starts the engine...
+        closing = loop.create_task(client.aclose())  # ...and this runs right after it
+        await closing
+        await consumer
+        assert ended == ["the client was closed during refresh_many"]
+        del consumer, closing
+        gc.collect()  # an unclosed stream would warn (an error in this suite) when collected
+        assert not sdk_tasks()
+
+
 # --- arguments -----------------------------------------------------------------------------------
 
 
