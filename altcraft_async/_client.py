@@ -84,10 +84,9 @@ class AltcraftClient:
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise InvalidRequestError(f"base_url must be an http(s) URL, got {base_url!r}")
-        if not isinstance(token, str) or not token:
-            raise InvalidRequestError("token must be a non-empty str")
-        if admin_token is not None and (not isinstance(admin_token, str) or not admin_token):
-            raise InvalidRequestError("admin_token must be a non-empty str or None")
+        _check_token("token", token)
+        if admin_token is not None:
+            _check_token("admin_token", admin_token)
         if format not in ("json", "xml"):
             raise InvalidRequestError(f"format must be 'json' or 'xml', got {format!r}")
         if auth not in ("body", "bearer"):
@@ -120,6 +119,7 @@ class AltcraftClient:
             max_response_size=max_response_size,
             headers=headers,
             hooks=hooks,
+            secrets=(token, admin_token or ""),
         )
         self._polls: dict[str, SharedPoll] = {}
         self._fanouts: weakref.WeakSet[FanOut[Any]] = weakref.WeakSet()
@@ -248,6 +248,19 @@ class AltcraftClient:
             fail_fast=fail_fast,
             on_start=self._fanouts.add,
         )
+
+
+def _check_token(name: str, token: object) -> None:
+    """A token is a non-empty str that fits in a header: no line breaks (which would inject
+    headers with ``auth="bearer"``) and no lone surrogates. Messages never quote it."""
+    if not isinstance(token, str) or not token:
+        raise InvalidRequestError(f"{name} must be a non-empty str")
+    if "\r" in token or "\n" in token:
+        raise InvalidRequestError(f"{name} must not contain line breaks")
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequestError(f"{name} is not valid Unicode text") from None
 
 
 def _positive_finite(value: object) -> bool:

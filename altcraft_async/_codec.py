@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_or
 import attrs
 import orjson
 
-from ._errors import DecodeError
+from ._errors import DecodeError, InvalidRequestError
 from .models.relations import NumericProperty
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ __all__ = [
     "MAX_DEPTH",
     "Format",
     "encode",
+    "escape_xml",
     "excerpt",
     "parse",
     "structure",
@@ -72,15 +73,22 @@ def encode(document: Mapping[str, Any], fmt: Format) -> bytes:
     XML uses the ``<xml>`` root, nested mappings as nested elements, lists as repeated
     elements, booleans as ``true``/``false`` and None as an empty element.
     """
-    if fmt == "json":
-        return orjson.dumps(document)
-    parts: list[str] = ["<xml>"]
-    _xml_fields(document, parts)
-    parts.append("</xml>")
-    return "".join(parts).encode()
+    try:
+        if fmt == "json":
+            return orjson.dumps(document)
+        parts: list[str] = ["<xml>"]
+        _xml_fields(document, parts)
+        parts.append("</xml>")
+        return "".join(parts).encode()
+    except (TypeError, UnicodeEncodeError) as exc:
+        failure = type(exc).__name__
+    # The checks in models/_checks should have refused the value already. The encoder's own
+    # error quotes the document, token included: it is replaced, and raised outside the
+    # except block so that it is not even kept as __context__.
+    raise InvalidRequestError(f"the request cannot be encoded as {fmt}: {failure}")
 
 
-def _escape(text: str) -> str:
+def escape_xml(text: str) -> str:
     """``xml.sax.saxutils.escape`` without importing ``xml.sax``: ``&``, ``<`` and ``>``."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -98,13 +106,13 @@ def _xml_fields(document: Mapping[str, Any], out: list[str]) -> None:
             if kind is int or kind is float:
                 out.append(str(item))  # digits, sign, ".", "e", "inf", "nan": nothing to escape
             elif kind is str:
-                out.append(_escape(item))
+                out.append(escape_xml(item))
             elif isinstance(item, Mapping):
                 _xml_fields(item, out)
             elif isinstance(item, bool):
                 out.append("true" if item else "false")
             elif item is not None:
-                out.append(_escape(str(item)))
+                out.append(escape_xml(str(item)))
             out.append(close_tag)
 
 

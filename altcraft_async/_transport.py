@@ -19,8 +19,9 @@ from typing import Any
 
 import aiohttp
 import anyio
+import orjson
 
-from ._codec import Format
+from ._codec import Format, escape_xml
 from ._errors import (
     AltcraftError,
     APIError,
@@ -110,6 +111,7 @@ class Transport:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
         hooks: EventHooks | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -121,6 +123,9 @@ class Transport:
         self._trace_configs = list(trace_configs)
         self._headers = dict(headers or {})
         self._hooks = hooks or EventHooks()
+        #: The tokens as they appear in request bodies: scrubbed from a reply that echoes one,
+        #: since reply excerpts go into error messages.
+        self._secret_forms = _secret_forms(secrets)
         self._session = session
         self._owns_session = session is None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -281,6 +286,9 @@ class Transport:
             # hold an Authorization header) is not kept as __context__
             raise failure
         assert status is not None  # a try that did not fail has read its reply
+        for form in self._secret_forms:
+            if form in body:  # a proxy or server echoing the request: never quote it
+                body = body.replace(form, b"***")
         limiter = self.rate_limiter
         try:
             result = decode_reply(spec, status, headers, body, fmt)
@@ -315,6 +323,17 @@ class Transport:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _secret_forms(secrets: Sequence[str]) -> tuple[bytes, ...]:
+    """Each secret as raw UTF-8 and as encoded in a JSON or XML request body."""
+    forms: set[bytes] = set()
+    for secret in secrets:
+        if secret:
+            forms.add(secret.encode())
+            forms.add(orjson.dumps(secret)[1:-1])
+            forms.add(escape_xml(secret).encode())
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _transport_error(exc: Exception, endpoint: str, timeout: float) -> TransportError | None:

@@ -418,10 +418,16 @@ def _secrets(args: argparse.Namespace) -> list[str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in ``text`` (belt and braces: no message should hold one)."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
+    """Replace every secret in ``text``, also as escaped by ``repr`` or JSON (belt and braces:
+    no message should hold one)."""
+    forms = {form for secret in secrets if secret for form in _escaped_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
     return text
+
+
+def _escaped_forms(secret: str) -> tuple[str, ...]:
+    return (secret, repr(secret)[1:-1], json.dumps(secret)[1:-1])
 
 
 def to_json(data: Any) -> str:

@@ -8,6 +8,7 @@ constants copied out of a reply. Retries use a fast policy so nothing sleeps for
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import random
 import re
@@ -1048,3 +1049,89 @@ async def test_an_exception_in_a_hook_ends_the_call_and_leaves_nothing_open(fake
 def test_bad_event_hooks_are_refused_when_the_client_is_built(hooks: Any, message: str) -> None:
     with pytest.raises(InvalidRequestError, match=re.escape(message)):
         AltcraftClient("http://127.0.0.1:9", token=TOKEN, event_hooks=hooks)
+
+
+# --- inputs the wire cannot carry, and replies that echo the request -------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.tasks.status("task-\ud800"),
+        lambda c: c.relations.get_counter(relation_id=3, match=Match.email("a\ud800@example.com")),
+        lambda c: c.relations.get_counter(relation_id=3, match=Match.custom("crm", "v\udfff")),
+    ],
+    ids=["task-id", "email", "custom-value"],
+)
+async def test_text_that_is_not_unicode_is_refused_before_sending(fake, fmt, call):
+    async with make_client(fake, format=fmt) as client:
+        with pytest.raises(InvalidRequestError) as info:
+            await call(client)
+    assert "lone surrogate" in str(info.value)
+    assert_no_secret(str(info.value), repr(info.value))
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1])
+def test_custom_match_values_must_fit_in_64_bits(value: int) -> None:
+    with pytest.raises(InvalidRequestError, match="64 bits"):
+        Match.custom("crm", value)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_the_encoder_never_quotes_the_document_in_its_error(fmt: str) -> None:
+    from altcraft_async._codec import encode
+
+    with pytest.raises(InvalidRequestError) as info:
+        encode({"token": TOKEN, "value": "\ud800"}, fmt)  # type: ignore[arg-type]
+    assert_no_secret(str(info.value), repr(info.value))
+    assert info.value.__context__ is None or TOKEN not in repr(info.value.__context__)
+
+
+@pytest.mark.parametrize(
+    "token", ["line\r\nX-Injected: 1", "tok\n", "\ud800-token", "", 7], ids=repr
+)
+def test_a_token_that_cannot_be_sent_is_refused_when_the_client_is_built(token: Any) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        AltcraftClient("http://127.0.0.1:9", token=token, auth="bearer")
+    assert str(token) not in str(info.value) or not token
+
+
+@pytest.mark.parametrize("status", [200, 500])
+@pytest.mark.parametrize("auth", ["body", "bearer"])
+async def test_a_reply_echoing_the_request_never_puts_the_token_in_an_error(fmt, status, auth):
+    token = 'it\'s-SECRET-"quoted"&<b>'  # escaped differently by JSON and XML
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=status, body=b"oops " + await request.read())
+
+    app = web.Application()
+    app.router.add_post("/api/v1.1/segments/get_counters", echo)
+    async with FakeAltcraft() as anchor:  # only for a free port
+        port = int(anchor.url.rsplit(":", 1)[1])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with AltcraftClient(
+            url, token=token, format=fmt, auth=auth, retry=NO_RETRY
+        ) as client:
+            with pytest.raises(AltcraftError) as info:
+                await client.segments.get_counters(segment_id=7, resource_id=24)
+    finally:
+        await runner.cleanup()
+    error = info.value
+    shown = f"{error} {error!r} {getattr(error, 'excerpt', '')}"
+    for form in (token, json.dumps(token)[1:-1], "it&apos;s", "&amp;&lt;b&gt;"):
+        assert form not in shown
+    assert "***" in shown or auth == "bearer"
+
+
+def test_the_cli_redacts_a_token_also_as_repr_and_json_escape_it() -> None:
+    from altcraft_async.cli import redact
+
+    token = "it's-SECRET\\x"
+    text = f"{token} {token!r} {json.dumps(token)}"
+    assert "SECRET" not in redact(text, [token])

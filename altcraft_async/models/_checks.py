@@ -9,7 +9,7 @@ from typing import Any
 
 from .._errors import InvalidRequestError
 
-__all__ = ["MAX_ID", "non_empty_text", "number_in_range", "positive_id"]
+__all__ = ["MAX_ID", "check_encodable", "non_empty_text", "number_in_range", "positive_id"]
 
 #: Ids are 64-bit on the platform (and larger ints would not even encode as JSON).
 MAX_ID = 2**63 - 1
@@ -34,7 +34,17 @@ def non_empty_text(name: str, value: Any, *, allow_int: bool = False) -> str:
     text = str(value)
     if not text.strip():
         raise InvalidRequestError(f"{name} must not be empty")
+    check_encodable(name, text)
     return text
+
+
+def check_encodable(name: str, text: str) -> None:
+    """Refuse text that cannot go on the wire as UTF-8 (lone surrogates such as ``"\ud800"``),
+    here and not in the encoder, whose error would quote the whole body, token included."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequestError(f"{name} is not valid Unicode text (a lone surrogate)") from None
 
 
 def number_in_range(

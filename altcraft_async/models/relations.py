@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from attrs import field, frozen
 
 from .._errors import InvalidRequestError
-from ._checks import non_empty_text
+from ._checks import MAX_ID, check_encodable, non_empty_text
 
 __all__ = ["Match", "NumericProperty", "RelationInfo"]
 
@@ -114,6 +114,10 @@ def _email(value: object) -> str:
 def _field_value(value: object) -> str | int:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidRequestError("field_value must be a str or an int")
-    if isinstance(value, str) and not value.strip():
-        raise InvalidRequestError("field_value must not be empty")
+    if isinstance(value, str):
+        if not value.strip():
+            raise InvalidRequestError("field_value must not be empty")
+        check_encodable("field_value", value)
+    elif not -(2**63) <= value <= MAX_ID:
+        raise InvalidRequestError(f"field_value must fit in 64 bits, got {value}")
     return value
