@@ -123,8 +123,8 @@ class Transport:
         self._trace_configs = list(trace_configs)
         self._headers = dict(headers or {})
         self._hooks = hooks or EventHooks()
-        #: The tokens as they appear in request bodies: scrubbed from a reply that echoes one,
-        #: since reply excerpts go into error messages.
+        #: The tokens as they appear in request bodies, blanked out of a failed reply that
+        #: echoes one, since errors quote the start of the reply.
         self._secret_forms = _secret_forms(secrets)
         self._session = session
         self._owns_session = session is None
@@ -286,12 +286,9 @@ class Transport:
             # hold an Authorization header) is not kept as __context__
             raise failure
         assert status is not None  # a try that did not fail has read its reply
-        for form in self._secret_forms:
-            if form in body:  # a proxy or server echoing the request: never quote it
-                body = body.replace(form, b"***")
         limiter = self.rate_limiter
         try:
-            result = decode_reply(spec, status, headers, body, fmt)
+            result = self._decode(spec, status, headers, body, fmt)
         except (HTTPStatusError, APIError) as error:
             if limiter is not None and http_status_of(error) == 429:
                 limiter.on_rate_limited()
@@ -299,6 +296,23 @@ class Transport:
         if limiter is not None:
             limiter.on_success()
         return result
+
+    def _decode(
+        self, spec: EndpointSpec, status: int, headers: Mapping[str, str], body: bytes, fmt: Format
+    ) -> Any:
+        """:func:`decode_reply`, but an error about a reply that holds a token (a proxy or
+        server echoing the request) is made again from the reply with the token blanked out,
+        since errors quote the start of the reply. Good replies are decoded as they came."""
+        try:
+            return decode_reply(spec, status, headers, body, fmt)
+        except AltcraftError:
+            scrubbed = body
+            for form in self._secret_forms:
+                scrubbed = scrubbed.replace(form, b"***")
+            if scrubbed == body:
+                raise
+        # outside the except block: the first error is not kept as __context__ either
+        return decode_reply(spec, status, headers, scrubbed, fmt)
 
     async def _read_body(self, response: aiohttp.ClientResponse, spec: EndpointSpec) -> bytes:
         """The whole body, or a DecodeError past ``max_response_size`` (not transient: the
