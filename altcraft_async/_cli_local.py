@@ -7,10 +7,12 @@ They import :mod:`altcraft_async.testing` when they run, so the rest of the comm
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from attrs import asdict
@@ -33,15 +35,15 @@ def add_local_commands(commands: Any) -> None:
         ),
     )
     demo.add_argument("--format", choices=("json", "xml"), default="json", help="wire format")
-    demo.add_argument("--profiles", type=int, default=30_000)
-    demo.add_argument("--segments", type=int, default=300)
+    demo.add_argument("--profiles", type=_at_least(1), default=30_000)
+    demo.add_argument("--segments", type=_at_least(1), default=300)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--concurrency", type=int, default=1000, help="refreshes in flight")
+    demo.add_argument("--concurrency", type=_at_least(1), default=1000, help="refreshes in flight")
     demo.add_argument(
-        "--min-task", type=float, default=0.5, help="shortest task duration (seconds)"
+        "--min-task", type=_seconds, default=0.5, help="shortest task duration (seconds)"
     )
-    demo.add_argument("--max-task", type=float, default=5.0, help="longest task duration")
-    demo.add_argument("--rows", type=int, default=15, help="table rows to print (0: all)")
+    demo.add_argument("--max-task", type=_seconds, default=5.0, help="longest task duration")
+    demo.add_argument("--rows", type=_at_least(0), default=15, help="table rows to print (0: all)")
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
     demo.set_defaults(runner=run_demo)
 
@@ -58,6 +60,26 @@ def run_fake_server(argv: list[str]) -> int:
 
     main(argv)
     return 0
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an int >= ``low`` (argparse turns the ValueError into a usage error)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 async def run_demo(args: argparse.Namespace) -> int:

@@ -77,13 +77,12 @@ class AltcraftClient:
         auth: Literal["body", "bearer"] = "body",
         session: aiohttp.ClientSession | None = None,
         ssl: ssl.SSLContext | bool = True,
-        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = (),
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
         event_hooks: EventHookMap | None = None,
     ) -> None:
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise InvalidRequestError(f"base_url must be an http(s) URL, got {base_url!r}")
+        _check_base_url(base_url)
         _check_token("token", token)
         if admin_token is not None:
             _check_token("admin_token", admin_token)
@@ -99,6 +98,7 @@ class AltcraftClient:
             raise InvalidRequestError("max_connections must be at least 1")
         if rate_limit is not None and not _positive_finite(rate_limit):
             raise InvalidRequestError(f"rate_limit must be positive or None, got {rate_limit!r}")
+        _check_options(retry, poll, max_response_size, headers, ssl, trace_configs)
         hooks = EventHooks.from_mapping(event_hooks)
         self.base_url = base_url.rstrip("/")
         self.format: Format = format
@@ -115,7 +115,7 @@ class AltcraftClient:
             session=session,
             ssl_context=ssl,
             rate_limiter=limiter,
-            trace_configs=trace_configs,
+            trace_configs=trace_configs or (),
             max_response_size=max_response_size,
             headers=headers,
             hooks=hooks,
@@ -248,6 +248,60 @@ class AltcraftClient:
             fail_fast=fail_fast,
             on_start=self._fanouts.add,
         )
+
+
+def _check_base_url(base_url: object) -> None:
+    """An http(s) URL with a host and a valid port, and no credentials (they would show in
+    events and messages; send them with ``headers=``). Messages never quote the URL."""
+    if not isinstance(base_url, str):
+        raise InvalidRequestError(f"base_url must be a str, got {type(base_url).__name__}")
+    example = "such as https://example.altcraft.com"
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise InvalidRequestError(f"base_url is not a valid URL ({example})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError(f"base_url must be an http(s) URL with a host ({example})")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRequestError(
+            "base_url must not hold credentials (user:password@); send them with headers="
+        )
+
+
+def _check_options(
+    retry: object,
+    poll: object,
+    max_response_size: object,
+    headers: object,
+    ssl_option: object,
+    trace_configs: object,
+) -> None:
+    """The remaining constructor options, checked now rather than failing at the first call."""
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise InvalidRequestError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+    if poll is not None and not isinstance(poll, PollPolicy):
+        raise InvalidRequestError(f"poll must be a PollPolicy, got {type(poll).__name__}")
+    if (
+        isinstance(max_response_size, bool)
+        or not isinstance(max_response_size, int)
+        or max_response_size < 1
+    ):
+        raise InvalidRequestError("max_response_size must be a positive int (bytes)")
+    if headers is not None:
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
+        ):
+            raise InvalidRequestError("headers must map str to str")
+        if any("\r" in f"{k}{v}" or "\n" in f"{k}{v}" for k, v in headers.items()):
+            raise InvalidRequestError("headers must not contain line breaks")
+    if not isinstance(ssl_option, bool | ssl.SSLContext):
+        raise InvalidRequestError("ssl must be True, False or an ssl.SSLContext")
+    if trace_configs is not None and (
+        not isinstance(trace_configs, Sequence)
+        or not all(isinstance(config, aiohttp.TraceConfig) for config in trace_configs)
+    ):
+        raise InvalidRequestError("trace_configs must be a sequence of aiohttp.TraceConfig")
 
 
 def _check_token(name: str, token: object) -> None:

@@ -58,6 +58,10 @@ class FanOut(Generic[RefT]):
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidRequestError(f"concurrency must be a positive int, got {concurrency!r}")
+        if isinstance(refs, str | bytes) or not isinstance(refs, Iterable):
+            raise InvalidRequestError(
+                f"refs must be an iterable of refs, got {type(refs).__name__}"
+            )
         self._refs = refs
         self._run_one = run_one
         self._concurrency = concurrency

@@ -58,10 +58,12 @@ class RateLimiter:
         self.adaptive = adaptive
         self.min_rate = min(min_rate, rate)
         self._next_slot = 0.0
+        self._last_cut = 0.0  # when the rate was last halved
         #: Slots given back while later ones were still taken: their end -> their start.
         self._freed: dict[float, float] = {}
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
+        """Wait for the next slot; returns when the request asked for it (its pacing time)."""
         now = time.monotonic()
         if self._freed:  # forget slots that are past by now
             self._freed = {end: start for end, start in self._freed.items() if end > now}
@@ -73,6 +75,7 @@ class RateLimiter:
             except BaseException:
                 self._give_back(slot, after)
                 raise
+        return now
 
     def _give_back(self, slot: float, after: float) -> None:
         """Return a slot whose waiter was cancelled. Only the end of the schedule can shrink
@@ -85,9 +88,13 @@ class RateLimiter:
             slot = self._freed.pop(slot)
         self._next_slot = slot
 
-    def on_rate_limited(self) -> None:
-        if self.adaptive:
+    def on_rate_limited(self, paced_at: float) -> None:
+        """A request paced at ``paced_at`` (what :meth:`acquire` returned) got HTTP 429. Only
+        requests paced after the last cut count: a burst of 429s answering requests paced at
+        the old rate says the same thing once, not once per request."""
+        if self.adaptive and paced_at >= self._last_cut:
             self.rate = max(self.min_rate, self.rate / 2)
+            self._last_cut = time.monotonic()
 
     def on_success(self) -> None:
         if self.adaptive and self.rate < self.max_rate:
@@ -204,7 +211,10 @@ class Transport:
             # per try: the client may have been closed while the last one was in flight
             session = self._session_for_loop()
             try:
-                return await self._send_once(session, spec, request, fmt, per_try, attempt)
+                if policy.deadline is None:
+                    return await self._send_once(session, spec, request, fmt, per_try, attempt)
+                left = policy.deadline - (time.monotonic() - started)
+                return await self._send_by(left, session, spec, request, fmt, per_try, attempt)
             except AltcraftError as error:
                 attempt += 1
                 if attempt >= policy.attempts or not policy.should_retry(
@@ -223,6 +233,30 @@ class Transport:
                 )
                 await anyio.sleep(delay)
 
+    async def _send_by(
+        self,
+        left: float,
+        session: aiohttp.ClientSession,
+        spec: EndpointSpec,
+        request: PreparedRequest,
+        fmt: Format,
+        timeout: float,
+        attempt: int,
+    ) -> Any:
+        """:meth:`_send_once` within the ``left`` seconds of the retry deadline, the wait for a
+        rate-limit slot and the hooks included."""
+        try:
+            async with asyncio.timeout(max(left, 0.0)):
+                return await self._send_once(
+                    session, spec, request, fmt, min(timeout, max(left, 0.001)), attempt
+                )
+        except TimeoutError as exc:
+            if isinstance(exc, AltcraftError):  # the try's own timeout: already ours
+                raise
+        raise RequestTimeoutError(
+            f"{spec.name}: no reply within the retry deadline", endpoint=spec.name
+        )
+
     async def _send_once(
         self,
         session: aiohttp.ClientSession,
@@ -232,8 +266,9 @@ class Transport:
         timeout: float,
         attempt: int,
     ) -> Any:
+        paced_at = 0.0
         if self.rate_limiter is not None:
-            await self.rate_limiter.acquire()
+            paced_at = await self.rate_limiter.acquire()
         url = self.base_url + request.path
         hooks = self._hooks
         if hooks.request:
@@ -291,7 +326,7 @@ class Transport:
             result = self._decode(spec, status, headers, body, fmt)
         except (HTTPStatusError, APIError) as error:
             if limiter is not None and http_status_of(error) == 429:
-                limiter.on_rate_limited()
+                limiter.on_rate_limited(paced_at)
             raise
         if limiter is not None:
             limiter.on_success()
@@ -361,7 +396,7 @@ def _transport_error(exc: Exception, endpoint: str, timeout: float) -> Transport
             f"{endpoint}: cannot connect: {exc.os_error}", endpoint=endpoint, sent=False
         )
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return RequestTimeoutError(f"{endpoint}: no reply within {timeout}s", endpoint=endpoint)
+        return RequestTimeoutError(f"{endpoint}: no reply within {timeout:.3g}s", endpoint=endpoint)
     if isinstance(exc, aiohttp.ClientError | OSError):
         return TransportError(f"{endpoint}: {type(exc).__name__}: {exc}", endpoint=endpoint)
     return None

@@ -490,3 +490,21 @@ def test_progress_bar_draws_on_a_terminal_and_stays_quiet_when_piped() -> None:
     quiet.update(4)
     quiet.close()
     assert piped.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--profiles", "-1"),
+        ("--segments", "0"),
+        ("--max-task", "inf"),
+        ("--min-task", "nan"),
+        ("--rows", "-1"),
+        ("--concurrency", "0"),
+    ],
+)
+def test_demo_refuses_bad_numbers_as_usage_errors(args: tuple[str, str]) -> None:
+    result = run_module("demo", *args)
+    assert result.returncode == 2, result.stderr
+    assert f"argument {args[0]}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -47,6 +47,7 @@ from altcraft_async import (
     RequestTimeoutError,
     ResponseEvent,
     RetryPolicy,
+    SegmentRef,
     SenderQueueStats,
     TariffLimitError,
     TaskStatus,
@@ -1135,3 +1136,90 @@ def test_the_cli_redacts_a_token_also_as_repr_and_json_escape_it() -> None:
     token = "it's-SECRET\\x"
     text = f"{token} {token!r} {json.dumps(token)}"
     assert "SECRET" not in redact(text, [token])
+
+
+# --- the retry deadline, adaptive rate limit and constructor checks --------------------------
+
+
+async def test_the_retry_deadline_bounds_a_slow_try(fake):
+    fake.faults.script(SEG_GET, Fault.delay(10.0))
+    policy = RetryPolicy(attempts=10, deadline=0.3, backoff=FAST_RETRY.backoff)
+    async with make_client(fake, timeout=5.0, retry=policy) as client:
+        with anyio.fail_after(2):  # not the 5 s per-try timeout
+            await expect(
+                RequestTimeoutError, client.segments.get_counters(segment_id=7, resource_id=24)
+            )
+
+
+async def test_the_retry_deadline_bounds_the_wait_for_a_rate_limit_slot(fake):
+    async with make_client(fake, rate_limit=1) as client:  # the next slot is 1 s away
+        await client.segments.get_counters(segment_id=7, resource_id=24)
+        policy = RetryPolicy(deadline=0.2)
+        with anyio.fail_after(0.8):
+            await expect(
+                RequestTimeoutError,
+                client.segments.get_counters(segment_id=7, resource_id=24, retry=policy),
+            )
+    assert fake.calls(SEG_GET) == 1
+
+
+async def test_a_burst_of_429s_cuts_an_adaptive_rate_once(fake):
+    fake.faults.next(SEG_GET, Fault.rate_limited(retry_after=0), times=8)
+    async with make_client(fake, rate_limit=1000, adaptive_rate_limit=True) as client:
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(
+                    expect,
+                    HTTPStatusError,
+                    client.segments.get_counters(segment_id=7, resource_id=24, retry=NO_RETRY),
+                )
+        assert client.rate_limiter is not None and client.rate_limiter.rate == 500
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"retry": 3}, "retry must be a RetryPolicy"),
+        ({"poll": "fast"}, "poll must be a PollPolicy"),
+        ({"max_response_size": -1}, "max_response_size must be a positive int"),
+        ({"max_response_size": "1"}, "max_response_size must be a positive int"),
+        ({"headers": {"X": 1}}, "headers must map str to str"),
+        ({"headers": {"X": "a\r\nInjected: 1"}}, "headers must not contain line breaks"),
+        ({"ssl": "no"}, "ssl must be True, False or an ssl.SSLContext"),
+        ({"trace_configs": [1]}, "trace_configs must be a sequence of aiohttp.TraceConfig"),
+        ({"base_url": "http://host:99999"}, "base_url is not a valid URL"),
+        ({"base_url": "http://[::1"}, "base_url is not a valid URL"),
+        ({"base_url": "http://"}, "base_url must be an http(s) URL with a host"),
+        ({"base_url": "ftp://host"}, "base_url must be an http(s) URL with a host"),
+        ({"base_url": 7}, "base_url must be a str"),
+        ({"base_url": "https://user:PASSWORD@host"}, "base_url must not hold credentials"),
+    ],
+)
+def test_bad_client_options_are_refused_when_the_client_is_built(
+    options: dict[str, Any], message: str
+) -> None:
+    options = {"base_url": "http://127.0.0.1:9", "token": TOKEN, **options}
+    with pytest.raises(InvalidRequestError) as info:
+        AltcraftClient(**options)
+    assert message in str(info.value)
+    assert "PASSWORD" not in str(info.value)
+
+
+def test_trace_configs_none_means_none() -> None:
+    AltcraftClient("http://127.0.0.1:9", token=TOKEN, trace_configs=None)
+
+
+@pytest.mark.parametrize("refs", [7, "7", b"7"])
+def test_refresh_many_refuses_refs_that_are_not_a_collection(refs: Any) -> None:
+    client = AltcraftClient("http://127.0.0.1:9", token=TOKEN)
+    with pytest.raises(InvalidRequestError, match="refs must be an iterable"):
+        client.segments.refresh_many(refs)
+
+
+async def test_a_ref_of_the_wrong_kind_is_its_own_failed_outcome(fake):
+    refs: list[Any] = [SegmentRef(7, 24, 1), "not a ref", SegmentRef(8, 24, 1)]
+    async with make_client(fake) as client:
+        outcomes = [o async for o in client.segments.refresh_many(refs)]
+    errors = [o.error for o in outcomes if o.error is not None]
+    assert len(outcomes) == 3 and len(errors) == 1
+    assert isinstance(errors[0], InvalidRequestError) and "SegmentRef" in str(errors[0])

@@ -104,6 +104,10 @@ class ResourcesAPI:
         """Refresh many resources; outcomes in completion order (as ``segments.refresh_many``)."""
 
         async def run_one(ref: ResourceRef) -> list[CountersSnapshot]:
+            if not isinstance(ref, ResourceRef):  # this ref's outcome is the error; the rest go on
+                raise InvalidRequestError(
+                    f"refresh_many takes ResourceRef items, got {type(ref).__name__}"
+                )
             return await self.refresh_and_wait(
                 resource_id=ref.resource_id,
                 database_id=ref.database_id,

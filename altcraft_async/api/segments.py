@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .._awaiter import DEFAULT, ProgressCallback, Task
+from .._errors import InvalidRequestError
 from .._fanout import FanOut
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
@@ -97,6 +98,10 @@ class SegmentsAPI:
         """
 
         async def run_one(ref: SegmentRef) -> list[CountersSnapshot]:
+            if not isinstance(ref, SegmentRef):  # this ref's outcome is the error; the rest go on
+                raise InvalidRequestError(
+                    f"refresh_many takes SegmentRef items, got {type(ref).__name__}"
+                )
             return await self.refresh_and_wait(
                 segment_id=ref.segment_id,
                 resource_id=ref.resource_id,
