@@ -175,6 +175,18 @@ class Transport:
         self._session_for_loop()
 
     async def aclose(self) -> None:
+        if self.session_open and self._loop is not None and self._loop.is_closed():
+            # The loop that used the session has ended (``asyncio.run`` returned), and its
+            # sockets with it. Close the session here without touching that loop: aiohttp's
+            # connector skips the transports of a closed loop.
+            self._closed = True
+            session, self._session = self._session, None
+            assert session is not None
+            connector = session.connector
+            session.detach()
+            if connector is not None:
+                await connector.close()
+            return
         if self.session_open and self._loop is not asyncio.get_running_loop():
             # Closing it here would touch another loop's transports (and lose the session).
             raise ClientClosedError(

@@ -172,6 +172,27 @@ def test_a_second_event_loop_gets_client_closed_not_a_hang():
         home.close()
 
 
+def test_a_client_whose_loop_has_ended_can_still_be_closed():
+    """``asyncio.run(use(client))`` then ``asyncio.run(client.aclose())``: the first loop is
+    gone with its sockets, so closing from the new one must not raise or leave a session
+    that warns when collected (warnings are errors in this suite)."""
+    fake = FakeAltcraft(platform(), token=TOKEN)
+
+    async def use() -> AltcraftClient:
+        await fake.start()
+        client = AltcraftClient(fake.url, token=TOKEN)
+        assert await subscribed_sendable(client) == 2
+        await fake.stop()
+        return client
+
+    client = asyncio.run(use())
+    assert not client.closed
+    asyncio.run(client.aclose())
+    assert client.closed
+    del client
+    gc.collect()
+
+
 # --- leaks ----------------------------------------------------------------------------------
 
 
