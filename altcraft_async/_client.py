@@ -150,6 +150,15 @@ class AltcraftClient:
     async def aclose(self) -> None:
         """Stop fan-outs still running, end task waits with ClientClosedError and close the
         connection pool; safe to call twice."""
+        transport = self._transport
+        if transport.bound_elsewhere() and (transport.session_open or self._polls):
+            # its waits and sockets belong to that loop, which may run in another thread
+            raise ClientClosedError(
+                "the client is bound to another event loop; close it from that loop"
+            )
+        if transport.loop_ended:  # nothing of that loop can be woken or awaited any more
+            await transport.aclose()
+            return
         for shared in list(self._polls.values()):  # parked waits wake now, not at their poll
             shared.close(
                 ClientClosedError(f"the client was closed while waiting for task {shared.task_id}")
@@ -161,7 +170,7 @@ class AltcraftClient:
                         ClientClosedError("the client was closed during refresh_many")
                     )
         finally:
-            await self._transport.aclose()
+            await transport.aclose()
 
     @property
     def closed(self) -> bool:
@@ -295,8 +304,8 @@ def _check_options(
             raise InvalidRequestError("headers must map str to str")
         if any("\r" in f"{k}{v}" or "\n" in f"{k}{v}" for k, v in headers.items()):
             raise InvalidRequestError("headers must not contain line breaks")
-    if not isinstance(ssl_option, bool | ssl.SSLContext):
-        raise InvalidRequestError("ssl must be True, False or an ssl.SSLContext")
+    if not isinstance(ssl_option, bool | ssl.SSLContext | aiohttp.Fingerprint):
+        raise InvalidRequestError("ssl must be True, False, an ssl.SSLContext or a Fingerprint")
     if trace_configs is not None and (
         not isinstance(trace_configs, Sequence)
         or not all(isinstance(config, aiohttp.TraceConfig) for config in trace_configs)

@@ -189,7 +189,7 @@ async def _one(
         limiter.release_on_behalf_of(token)
     try:
         send.send_nowait(outcome)
-    except anyio.BrokenResourceError:  # the consumer is gone (the FanOut was collected)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # the FanOut is gone
         return
     if fail_fast and outcome.error is not None:
         group.cancel_scope.cancel()

@@ -137,6 +137,7 @@ class Transport:
         self._owns_session = session is None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._closing: asyncio.Event | None = None  # set by aclose; made by a retry's sleep
         self._random = random.Random()
         # ClientTimeout is frozen: reuse the last one while the per-try timeout is the same.
         self._client_timeout = aiohttp.ClientTimeout(total=timeout)
@@ -144,6 +145,16 @@ class Transport:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def loop_ended(self) -> bool:
+        """Whether the event loop this transport was bound to has been closed."""
+        return self._loop is not None and self._loop.is_closed()
+
+    def bound_elsewhere(self) -> bool:
+        """Whether it is bound to another event loop that is still open."""
+        loop = self._loop
+        return loop is not None and not loop.is_closed() and loop is not asyncio.get_running_loop()
 
     @property
     def session_open(self) -> bool:
@@ -187,12 +198,14 @@ class Transport:
             if connector is not None:
                 await connector.close()
             return
-        if self.session_open and self._loop is not asyncio.get_running_loop():
+        if self.session_open and self.bound_elsewhere():
             # Closing it here would touch another loop's transports (and lose the session).
             raise ClientClosedError(
                 "the client is bound to another event loop; close it from that loop"
             )
         self._closed = True
+        if self._closing is not None:
+            self._closing.set()  # calls sleeping before a retry stop now
         session, self._session = self._session, None
         if session is not None and self._owns_session and not session.closed:
             await session.close()
@@ -243,7 +256,18 @@ class Transport:
                 logger.debug(
                     "%s retry %d in %.3fs after %s", spec.name, attempt, delay, type(error).__name__
                 )
-                await anyio.sleep(delay)
+                await self._sleep_unless_closed(delay)
+
+    async def _sleep_unless_closed(self, delay: float) -> None:
+        """Sleep before a retry, cut short by :meth:`aclose` (the next try then raises
+        ClientClosedError instead of waiting out a long ``Retry-After``)."""
+        if self._closing is None:
+            self._closing = asyncio.Event()
+        try:
+            async with asyncio.timeout(delay):
+                await self._closing.wait()
+        except TimeoutError:
+            pass
 
     async def _send_by(
         self,
@@ -258,12 +282,12 @@ class Transport:
         """:meth:`_send_once` within the ``left`` seconds of the retry deadline, the wait for a
         rate-limit slot and the hooks included."""
         try:
-            async with asyncio.timeout(max(left, 0.0)):
+            async with asyncio.timeout(max(left, 0.0)) as deadline:
                 return await self._send_once(
                     session, spec, request, fmt, min(timeout, max(left, 0.001)), attempt
                 )
-        except TimeoutError as exc:
-            if isinstance(exc, AltcraftError):  # the try's own timeout: already ours
+        except TimeoutError:
+            if not deadline.expired():  # the try's own timeout, or a hook's: not the deadline
                 raise
         raise RequestTimeoutError(
             f"{spec.name}: no reply within the retry deadline", endpoint=spec.name
@@ -310,7 +334,7 @@ class Transport:
         except Exception as exc:
             failure = _transport_error(exc, spec.name, timeout)
             if failure is None:
-                if not session.closed:
+                if not (session.closed and isinstance(exc, RuntimeError)):
                     raise
                 # closed under this try (its rate-limit slot or hooks awaited meanwhile):
                 # aiohttp says so with a bare RuntimeError

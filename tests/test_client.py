@@ -31,6 +31,7 @@ from altcraft_async import (
     Backoff,
     BadRequestError,
     ChannelCounters,
+    ClientClosedError,
     CountersSnapshot,
     CounterStatus,
     DecodeError,
@@ -1185,7 +1186,7 @@ async def test_a_burst_of_429s_cuts_an_adaptive_rate_once(fake):
         ({"max_response_size": "1"}, "max_response_size must be a positive int"),
         ({"headers": {"X": 1}}, "headers must map str to str"),
         ({"headers": {"X": "a\r\nInjected: 1"}}, "headers must not contain line breaks"),
-        ({"ssl": "no"}, "ssl must be True, False or an ssl.SSLContext"),
+        ({"ssl": "no"}, "ssl must be True, False, an ssl.SSLContext or a Fingerprint"),
         ({"trace_configs": [1]}, "trace_configs must be a sequence of aiohttp.TraceConfig"),
         ({"base_url": "http://host:99999"}, "base_url is not a valid URL"),
         ({"base_url": "http://[::1"}, "base_url is not a valid URL"),
@@ -1223,3 +1224,40 @@ async def test_a_ref_of_the_wrong_kind_is_its_own_failed_outcome(fake):
     errors = [o.error for o in outcomes if o.error is not None]
     assert len(outcomes) == 3 and len(errors) == 1
     assert isinstance(errors[0], InvalidRequestError) and "SegmentRef" in str(errors[0])
+
+
+async def test_closing_the_client_cuts_short_a_call_sleeping_before_its_retry(fake):
+    refused = anyio.Event()
+
+    def on_response(event: ResponseEvent) -> None:
+        if event.status == 429:
+            refused.set()
+
+    fake.faults.next(SEG_GET, Fault.rate_limited(retry_after=5))
+    client = make_client(fake, event_hooks={"response": [on_response]})
+    ended: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await client.segments.get_counters(segment_id=7, resource_id=24)
+        except ClientClosedError as error:
+            ended.append(error)
+
+    with anyio.fail_after(2):  # not the 5 s of Retry-After
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            await refused.wait()
+            await client.aclose()
+    assert len(ended) == 1
+    assert fake.calls(SEG_GET) == 1
+
+
+async def test_a_timeout_error_from_a_hook_is_not_taken_for_the_retry_deadline(fake):
+    def late(event: RequestEvent) -> None:
+        raise TimeoutError("the hook's own")
+
+    policy = RetryPolicy(deadline=5.0)
+    async with make_client(fake, retry=policy, event_hooks={"request": [late]}) as client:
+        with pytest.raises(TimeoutError, match="the hook's own") as info:
+            await client.segments.get_counters(segment_id=7, resource_id=24)
+    assert not isinstance(info.value, RequestTimeoutError)
