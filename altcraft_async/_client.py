@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import ssl
 import warnings
 import weakref
@@ -31,6 +30,7 @@ from .api.resources import ResourcesAPI
 from .api.segments import SegmentsAPI
 from .api.tasks import TasksAPI
 from .models import CountersSnapshot, TaskStatus
+from .models._checks import check_encodable, check_number
 
 if TYPE_CHECKING:
     from ._feedback import PushWaiter
@@ -90,14 +90,9 @@ class AltcraftClient:
             raise InvalidRequestError(f"format must be 'json' or 'xml', got {format!r}")
         if auth not in ("body", "bearer"):
             raise InvalidRequestError(f"auth must be 'body' or 'bearer', got {auth!r}")
-        if not _positive_finite(timeout):
-            raise InvalidRequestError(f"timeout must be a positive number, got {timeout!r}")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise InvalidRequestError("max_connections must be an int")
-        if max_connections < 1:
-            raise InvalidRequestError("max_connections must be at least 1")
-        if rate_limit is not None and not _positive_finite(rate_limit):
-            raise InvalidRequestError(f"rate_limit must be positive or None, got {rate_limit!r}")
+        check_number("timeout", timeout, above=0.0)
+        check_number("max_connections", max_connections, at_least=1, integer=True)
+        check_number("rate_limit", rate_limit, above=0.0, optional=True)
         _check_options(retry, poll, max_response_size, headers, ssl, trace_configs)
         hooks = EventHooks.from_mapping(event_hooks)
         self.base_url = base_url.rstrip("/")
@@ -204,8 +199,7 @@ class AltcraftClient:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> Any:
-        if timeout is not None and not _positive_finite(timeout):
-            raise InvalidRequestError(f"timeout must be a positive number, got {timeout!r}")
+        check_number("timeout", timeout, above=0.0, optional=True)
         if spec.admin:
             if self._admin_token is None:
                 raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")
@@ -320,17 +314,4 @@ def _check_token(name: str, token: object) -> None:
         raise InvalidRequestError(f"{name} must be a non-empty str")
     if "\r" in token or "\n" in token:
         raise InvalidRequestError(f"{name} must not contain line breaks")
-    try:
-        token.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidRequestError(f"{name} is not valid Unicode text") from None
-
-
-def _positive_finite(value: object) -> bool:
-    """A real number of seconds (or a rate): positive, not NaN, not infinite, not a bool."""
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+    check_encodable(name, token)

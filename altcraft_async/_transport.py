@@ -13,7 +13,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -186,29 +186,28 @@ class Transport:
         self._session_for_loop()
 
     async def aclose(self) -> None:
-        if self.session_open and self._loop is not None and self._loop.is_closed():
-            # The loop that used the session has ended (``asyncio.run`` returned), and its
-            # sockets with it. Close the session here without touching that loop: aiohttp's
-            # connector skips the transports of a closed loop.
-            self._closed = True
-            session, self._session = self._session, None
-            assert session is not None
-            connector = session.connector
-            session.detach()
-            if connector is not None:
-                await connector.close()
-            return
         if self.session_open and self.bound_elsewhere():
             # Closing it here would touch another loop's transports (and lose the session).
             raise ClientClosedError(
                 "the client is bound to another event loop; close it from that loop"
             )
         self._closed = True
-        if self._closing is not None:
+        ended = self.loop_ended  # nothing of an ended loop can be woken or awaited any more
+        if self._closing is not None and not ended:
             self._closing.set()  # calls sleeping before a retry stop now
         session, self._session = self._session, None
-        if session is not None and self._owns_session and not session.closed:
+        if session is None or not self._owns_session or session.closed:
+            return
+        if not ended:
             await session.close()
+            return
+        # The loop that used the session has ended (``asyncio.run`` returned), and its sockets
+        # with it: close the session without touching that loop (aiohttp's connector skips
+        # the transports of a closed loop).
+        connector = session.connector
+        session.detach()
+        if connector is not None:
+            await connector.close()
 
     def connections_in_use(self) -> int:
         """Connections currently acquired by requests (0 when idle): for tests and benchmarks."""
@@ -239,7 +238,9 @@ class Transport:
                 if policy.deadline is None:
                     return await self._send_once(session, spec, request, fmt, per_try, attempt)
                 left = policy.deadline - (time.monotonic() - started)
-                return await self._send_by(left, session, spec, request, fmt, per_try, attempt)
+                within = min(per_try, max(left, 0.001))
+                sending = self._send_once(session, spec, request, fmt, within, attempt)
+                return await _by_deadline(sending, left, spec.name)
             except AltcraftError as error:
                 attempt += 1
                 if attempt >= policy.attempts or not policy.should_retry(
@@ -268,30 +269,6 @@ class Transport:
                 await self._closing.wait()
         except TimeoutError:
             pass
-
-    async def _send_by(
-        self,
-        left: float,
-        session: aiohttp.ClientSession,
-        spec: EndpointSpec,
-        request: PreparedRequest,
-        fmt: Format,
-        timeout: float,
-        attempt: int,
-    ) -> Any:
-        """:meth:`_send_once` within the ``left`` seconds of the retry deadline, the wait for a
-        rate-limit slot and the hooks included."""
-        try:
-            async with asyncio.timeout(max(left, 0.0)) as deadline:
-                return await self._send_once(
-                    session, spec, request, fmt, min(timeout, max(left, 0.001)), attempt
-                )
-        except TimeoutError:
-            if not deadline.expired():  # the try's own timeout, or a hook's: not the deadline
-                raise
-        raise RequestTimeoutError(
-            f"{spec.name}: no reply within the retry deadline", endpoint=spec.name
-        )
 
     async def _send_once(
         self,
@@ -408,6 +385,18 @@ class Transport:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+async def _by_deadline(sending: Coroutine[Any, Any, Any], left: float, endpoint: str) -> Any:
+    """Await one try within the ``left`` seconds of the retry deadline, the wait for a
+    rate-limit slot and the hooks included."""
+    try:
+        async with asyncio.timeout(max(left, 0.0)) as deadline:
+            return await sending
+    except TimeoutError:
+        if not deadline.expired():  # the try's own timeout, or a hook's: not the deadline
+            raise
+    raise RequestTimeoutError(f"{endpoint}: no reply within the retry deadline", endpoint=endpoint)
 
 
 def _secret_forms(secrets: Sequence[str]) -> tuple[bytes, ...]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,8 @@ import orjson
 from aiohttp import web
 
 from altcraft_async.testing import FakeAltcraft, TaskPlan
+
+from ._proc import serve_until_stdin_closes
 
 __all__ = ["TOKEN", "main"]
 
@@ -93,17 +94,10 @@ async def serve(host: str, port: int, seed: int, profiles: int, scale: float) ->
         port=port,
     )
     async with fake:
-        runner = web.AppRunner(_control_app(fake), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, 0)
-        await site.start()
-        control_port = runner.addresses[0][1]
         fake_port = int(fake.url.rsplit(":", 1)[1])
-        print(f"CONTROL {control_port}", flush=True)
-        print(f"PORT {fake_port}", flush=True)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, sys.stdin.read)
-        await runner.cleanup()
+        await serve_until_stdin_closes(
+            _control_app(fake), host, 0, name="CONTROL", then={"PORT": fake_port}
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

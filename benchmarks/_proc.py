@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,9 +10,12 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ServerProcess", "get_json", "spawn"]
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["ServerProcess", "get_json", "serve_until_stdin_closes", "spawn"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,3 +80,28 @@ def get_json(url: str, timeout: float = 30.0) -> Any:
     """A blocking GET of a JSON document (control endpoints only, never in a timed section)."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+async def serve_until_stdin_closes(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    name: str = "PORT",
+    then: dict[str, int] | None = None,
+) -> None:
+    """The server side of :func:`spawn`: serve ``app``, print ``NAME <port>`` and then the
+    ``then`` lines (``PORT`` last: the parent reads until it), and stop when stdin closes,
+    so that no server outlives the benchmark that started it."""
+    from aiohttp import web  # only server processes need it
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        print(f"{name} {runner.addresses[0][1]}", flush=True)
+        for other, number in (then or {}).items():
+            print(f"{other} {number}", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    finally:
+        await runner.cleanup()

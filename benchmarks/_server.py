@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import sys
 import time
 from collections import Counter
 
 import orjson
 from aiohttp import web
+
+from ._proc import serve_until_stdin_closes
 
 __all__ = ["GET_COUNTERS_JSON", "GET_COUNTERS_XML", "make_app", "reply_for"]
 
@@ -105,18 +106,7 @@ def make_app() -> web.Application:
 
 
 async def serve(host: str, port: int) -> None:
-    runner = web.AppRunner(make_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    print(f"PORT {bound}", flush=True)
-    loop = asyncio.get_running_loop()
-    # Exit when the parent closes our stdin (or dies), so no server is ever left behind.
-    await loop.run_in_executor(None, sys.stdin.read)
-    await runner.cleanup()
+    await serve_until_stdin_closes(make_app(), host, port)
 
 
 def main(argv: list[str] | None = None) -> None:

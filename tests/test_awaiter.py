@@ -858,6 +858,27 @@ async def test_a_waiter_with_a_faster_policy_is_not_held_back_by_a_slow_leader()
 # --- closing the client under waits ---------------------------------------------------------
 
 
+async def wait_and_close_when(
+    ready: anyio.Event, task: Task, client: AltcraftClient
+) -> list[ClientClosedError]:
+    """Wait on ``task`` in the background and close ``client`` once ``ready`` is set (within
+    3 s in all); returns the ClientClosedError the wait ended with, if it did."""
+    errors: list[ClientClosedError] = []
+
+    async def wait() -> None:
+        try:
+            await task.wait()
+        except ClientClosedError as error:
+            errors.append(error)
+
+    with anyio.fail_after(3):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await ready.wait()
+            await client.aclose()
+    return errors
+
+
 async def test_closing_the_client_wakes_a_wait_parked_until_its_next_poll():
     """The wait ends with ClientClosedError at once, not when its next poll (10 s away) is due."""
     slow = PollPolicy(
@@ -872,19 +893,8 @@ async def test_closing_the_client_wakes_a_wait_parked_until_its_next_poll():
         client = AltcraftClient(fake.url, token=fake.token, poll=slow, event_hooks=hooks)
         task = await client.segments.refresh_counters(**ref_of(fake))
         polled = anyio.Event()  # the start's reply set the first one
-        errors: list[BaseException] = []
-
-        async def wait() -> None:
-            try:
-                await task.wait()
-            except ClientClosedError as error:
-                errors.append(error)
-
-        with anyio.fail_after(3):
-            async with anyio.create_task_group() as group:
-                group.start_soon(wait)
-                await polled.wait()  # first poll answered: the wait now parks for ~10 s
-                await client.aclose()
+        # once the first poll is answered, the wait parks for ~10 s
+        errors = await wait_and_close_when(polled, task, client)
         assert len(errors) == 1 and task.task_id in str(errors[0])
         assert fake.calls(STATUS) == 1
         assert client._polls == {}
@@ -906,19 +916,7 @@ async def test_closing_the_client_during_a_poll_ends_the_wait_with_client_closed
         )
         task = await client.segments.refresh_counters(**ref_of(fake))
         fake.faults.script(STATUS, Fault.delay(5.0))  # every poll hangs until the close
-        errors: list[BaseException] = []
-
-        async def wait() -> None:
-            try:
-                await task.wait()
-            except ClientClosedError as error:
-                errors.append(error)
-
-        with anyio.fail_after(3):
-            async with anyio.create_task_group() as group:
-                group.start_soon(wait)
-                await sent.wait()
-                await client.aclose()
+        errors = await wait_and_close_when(sent, task, client)
         assert len(errors) == 1
         assert client.connections_in_use() == 0
 

@@ -1109,14 +1109,11 @@ async def test_a_reply_echoing_the_request_never_puts_the_token_in_an_error(fmt,
 
     app = web.Application()
     app.router.add_post("/api/v1.1/segments/get_counters", echo)
-    async with FakeAltcraft() as anchor:  # only for a free port
-        port = int(anchor.url.rsplit(":", 1)[1])
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         async with AltcraftClient(
             url, token=token, format=fmt, auth=auth, retry=NO_RETRY
         ) as client:

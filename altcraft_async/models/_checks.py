@@ -9,7 +9,14 @@ from typing import Any
 
 from .._errors import InvalidRequestError
 
-__all__ = ["MAX_ID", "check_encodable", "non_empty_text", "number_in_range", "positive_id"]
+__all__ = [
+    "MAX_ID",
+    "check_encodable",
+    "check_number",
+    "non_empty_text",
+    "number_in_range",
+    "positive_id",
+]
 
 #: Ids are 64-bit on the platform (and larger ints would not even encode as JSON).
 MAX_ID = 2**63 - 1
@@ -47,7 +54,9 @@ def check_encodable(name: str, text: str) -> None:
         raise InvalidRequestError(f"{name} is not valid Unicode text (a lone surrogate)") from None
 
 
-def number_in_range(
+def check_number(
+    name: str,
+    value: object,
     *,
     above: float | None = None,
     at_least: float | None = None,
@@ -55,30 +64,34 @@ def number_in_range(
     integer: bool = False,
     optional: bool = False,
     unbounded: bool = False,
-) -> Callable[[object, Any, Any], None]:
-    """An attrs validator for settings: a number (an int with ``integer``; None too with
-    ``optional``; ``math.inf`` too with ``unbounded``, for limits where it means "no limit")
-    within the bounds, else an InvalidRequestError naming the field. NaN is never accepted."""
-    kind = "an int" if integer else "a number" if unbounded else "a finite number"
-    wanted = kind + (" or None" if optional else "")
+) -> None:
+    """``value`` is a number (an int with ``integer``; None too with ``optional``; ``math.inf``
+    too with ``unbounded``, for limits where it means "no limit") within the bounds, else an
+    InvalidRequestError naming it. NaN and bools are never accepted."""
+    if value is None and optional:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and (integer or math.isnan(value)))
+        or (value == math.inf and not unbounded)
+        or value == -math.inf
+    ):
+        kind = "an int" if integer else "a number" if unbounded else "a finite number"
+        wanted = kind + (" or None" if optional else "")
+        raise InvalidRequestError(f"{name} must be {wanted}, got {value!r}")
+    if above is not None and not value > above:
+        raise InvalidRequestError(f"{name} must be greater than {above}, got {value!r}")
+    if at_least is not None and value < at_least:
+        raise InvalidRequestError(f"{name} must be at least {at_least}, got {value!r}")
+    if at_most is not None and value > at_most:
+        raise InvalidRequestError(f"{name} must be at most {at_most}, got {value!r}")
+
+
+def number_in_range(**bounds: Any) -> Callable[[object, Any, Any], None]:
+    """:func:`check_number` as an attrs validator for settings (the field names the value)."""
 
     def check(instance: object, attribute: Any, value: object) -> None:
-        if value is None and optional:
-            return
-        name = attribute.name
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or (isinstance(value, float) and (integer or math.isnan(value)))
-            or (value == math.inf and not unbounded)
-            or value == -math.inf
-        ):
-            raise InvalidRequestError(f"{name} must be {wanted}, got {value!r}")
-        if above is not None and not value > above:
-            raise InvalidRequestError(f"{name} must be greater than {above}, got {value!r}")
-        if at_least is not None and value < at_least:
-            raise InvalidRequestError(f"{name} must be at least {at_least}, got {value!r}")
-        if at_most is not None and value > at_most:
-            raise InvalidRequestError(f"{name} must be at most {at_most}, got {value!r}")
+        check_number(attribute.name, value, **bounds)
 
     return check

@@ -84,39 +84,35 @@ def _str(params: Mapping[str, Any], name: str) -> str | None:
     return str(value)
 
 
-def _segment_and_database(
-    platform: Platform, segment_id: int, database_param: str, database_id: int | None
-) -> tuple[Segment, int]:
+def _segment_ref(
+    platform: Platform, params: Mapping[str, Any], database_param: str
+) -> tuple[Segment, int, int]:
+    """The segment, resource and database a segment call names (``database_param`` is the
+    wire name of its database, which differs between endpoints), checked against the data."""
+    segment_id = _req_int(params, "id")
+    resource_id = _req_int(params, "resource_id")
+    database_id = _int(params, database_param, required=False)
     segment = platform.segment(segment_id)
     if database_id is None:
         if segment.dynamic:
             raise ApiError(400, f"{database_param} is required for dynamic segment {segment_id}")
-        return segment, segment.database_id
-    if database_id != segment.database_id:
+        database_id = segment.database_id
+    elif database_id != segment.database_id:
         raise ApiError(400, f"segment {segment_id} does not belong to database {database_id}")
-    return segment, database_id
+    platform.check_link(resource_id, database_id)
+    return segment, resource_id, database_id
 
 
 def get_counters(ctx: Context, params: Mapping[str, Any]) -> Any:
-    segment_id = _req_int(params, "id")
-    resource_id = _req_int(params, "resource_id")
-    segment, database_id = _segment_and_database(
-        ctx.platform, segment_id, "list_id", _int(params, "list_id", required=False)
-    )
-    ctx.platform.check_link(resource_id, database_id)
+    segment, resource_id, _ = _segment_ref(ctx.platform, params, "list_id")
     at = ctx.clock.wall(ctx.clock.now())
     return ctx.platform.last_snapshot(segment.id, resource_id, at).sendable_wire()
 
 
 def refresh_segment(ctx: Context, params: Mapping[str, Any]) -> Any:
-    segment_id = _req_int(params, "id")
-    resource_id = _req_int(params, "resource_id")
-    _, database_id = _segment_and_database(
-        ctx.platform, segment_id, "db_id", _int(params, "db_id", required=False)
-    )
-    ctx.platform.check_link(resource_id, database_id)
+    segment, resource_id, database_id = _segment_ref(ctx.platform, params, "db_id")
     record = ctx.tasks.create(
-        "segment", segment_id=segment_id, resource_id=resource_id, database_id=database_id
+        "segment", segment_id=segment.id, resource_id=resource_id, database_id=database_id
     )
     return {"task_id": record.task_id}
 
