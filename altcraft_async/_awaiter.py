@@ -48,6 +48,10 @@ __all__ = ["DEFAULT", "ProgressCallback", "SharedPoll", "Task", "TaskSource", "p
 RESUME_TOKEN_VERSION = 1
 #: A follower polls on its own schedule only when it is due this much before the leader.
 _SLACK = 0.05
+#: The last look before a deadline lands at most this many seconds, or this share of the
+#: whole wait, before it (whichever is less).
+_LAST_LOOK = 1.0
+_LAST_LOOK_SHARE = 0.1
 #: Jitter source shared by all tasks (a Random per task would cost ~3 KB each).
 _JITTER = random.Random()
 #: Which poll errors are transient: the same rule as for retrying any read.
@@ -125,12 +129,19 @@ class SharedPoll:
             _wake(self._sleep)
         self.notify()
 
-    def next_poll_at(self, policy: PollPolicy, rand: float) -> float:
+    def next_poll_at(self, policy: PollPolicy, rand: float, last_look: float = math.inf) -> float:
+        """When to poll next by ``policy``; a poll the schedule would place past the waiter's
+        deadline is brought forward to ``last_look`` (just before it), unless a poll already
+        looked after that moment: a wait never times out on a task that finished in time."""
         if self.failures:
-            return self.last_poll_at + policy.backoff.delay(self.failures - 1, rand)
-        if not self.observations:
-            return self.created + policy.first_delay()
-        return self.last_poll_at + policy.next_delay(self.observations, rand)
+            due = self.last_poll_at + policy.backoff.delay(self.failures - 1, rand)
+        elif not self.observations:
+            due = self.created + policy.first_delay()
+        else:
+            due = self.last_poll_at + policy.next_delay(self.observations, rand)
+        if due > last_look and self.last_poll_at < last_look:
+            return max(last_look, self.last_poll_at)
+        return due
 
     async def poll(self, source: TaskSource) -> None:
         """One status request; a retryable failure only delays the next poll."""
@@ -261,7 +272,7 @@ class Task:
             status = await push.wait()
             try:
                 if status.failed:
-                    raise TaskFailedError(self.task_id, status.status, status.progress, raw=status)
+                    raise _failed(self.task_id, status)
                 await report(status)
                 outcome.append(list(status.result))
             except Exception as error:
@@ -297,6 +308,7 @@ class Task:
         if limit is not None and (not isinstance(limit, int | float) or not limit > 0):  # NaN
             raise InvalidRequestError(f"timeout must be a positive number or None, got {limit!r}")
         deadline = math.inf if limit is None else time.monotonic() + limit
+        last_look = deadline - _last_look_window(limit)
         shared = self._source.join_poll(self.task_id, self._created_monotonic)
         seen_version = 0
         last: tuple[str, float | None] | None = None
@@ -306,9 +318,7 @@ class Task:
                     seen_version = shared.version
                     status = shared.latest
                     if status.failed:
-                        raise TaskFailedError(
-                            self.task_id, status.status, status.progress, raw=status
-                        )
+                        raise _failed(self.task_id, status)
                     key = (status.status, status.progress)
                     if key != last or status.succeeded:
                         last = key
@@ -334,12 +344,13 @@ class Task:
                 try:
                     async with asyncio.timeout(None if remaining == math.inf else remaining):
                         if not shared.leading:
-                            await self._lead(shared, policy)
+                            await self._lead(shared, policy, last_look)
                         elif (
                             not shared.polling_sooner
-                            and shared.next_poll_at(policy, 0.0) < shared.leader_poll_at - _SLACK
+                            and shared.next_poll_at(policy, 0.0, last_look)
+                            < shared.leader_poll_at - _SLACK
                         ):
-                            await self._poll_sooner(shared, policy)
+                            await self._poll_sooner(shared, policy, last_look)
                         else:
                             await shared.changed()
                 except TimeoutError:
@@ -347,10 +358,10 @@ class Task:
         finally:
             self._source.leave_poll(shared)
 
-    async def _lead(self, shared: SharedPoll, policy: PollPolicy) -> None:
+    async def _lead(self, shared: SharedPoll, policy: PollPolicy, last_look: float) -> None:
         shared.leading = True
         try:
-            shared.leader_poll_at = shared.next_poll_at(policy, _JITTER.random())
+            shared.leader_poll_at = shared.next_poll_at(policy, _JITTER.random(), last_look)
             delay = shared.leader_poll_at - time.monotonic()
             if delay > 0:
                 await shared.sleep(delay)
@@ -361,11 +372,12 @@ class Task:
             shared.leader_poll_at = math.inf
             shared.notify()
 
-    async def _poll_sooner(self, shared: SharedPoll, policy: PollPolicy) -> None:
-        """This waiter's policy wants a poll before the leader's (a slow push safety poller
-        leads, say): wait for news until then, and poll itself if none came."""
+    async def _poll_sooner(self, shared: SharedPoll, policy: PollPolicy, last_look: float) -> None:
+        """This waiter wants a poll before the leader's (a slow push safety poller leads, or
+        this waiter's deadline comes first): wait for news until then, and poll itself if none
+        came."""
         version = shared.version
-        due = shared.next_poll_at(policy, _JITTER.random()) - time.monotonic()
+        due = shared.next_poll_at(policy, _JITTER.random(), last_look) - time.monotonic()
         shared.polling_sooner = True
         try:
             try:
@@ -379,6 +391,18 @@ class Task:
         finally:
             shared.polling_sooner = False
             shared.notify()
+
+
+def _last_look_window(limit: float | None) -> float:
+    """How long before a wait's deadline its last look at the task lands: long enough for a
+    status request to come back, short enough that the task had nearly all its time."""
+    return 0.0 if limit is None else min(_LAST_LOOK, _LAST_LOOK_SHARE * limit)
+
+
+def _failed(task_id: str, status: TaskStatus) -> TaskFailedError:
+    return TaskFailedError(
+        task_id, status.status, status.progress, raw=status, result=status.failure_result
+    )
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -1,10 +1,10 @@
 """Bytes <-> plain data for JSON and XML, and the cattrs converters that type the plain data.
 
-Pure functions, no I/O. Two converters share one set of strict hooks: the JSON one accepts
-exactly the JSON types a field declares; the XML one adds lenient hooks, because XML has no
-types and no arrays: numbers and booleans arrive as text, a one-item list looks like a single
-element, and an empty element (``<props/>``, ``<isp></isp>``) carries no hint of its type. The
-target model's field types decide what such values become.
+Pure functions, no I/O. The typing follows the tolerant-reader rules (see the typing section
+and DESIGN.md). Two converters share them and differ where the formats do: XML has no types
+and no arrays, so integers arrive as text, a one-item list looks like a single element, and an
+empty element (``<props/>``, ``<isp></isp>``) carries no hint of its type. The target model's
+field types decide what such values become.
 
 XML is parsed with the C-accelerated ``xml.etree.ElementTree`` (expat), several times faster
 than a pure-Python SAX walk. Documents with a DTD are refused before parsing: without a DTD
@@ -14,6 +14,7 @@ no external entities can happen.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -24,7 +25,10 @@ import attrs
 import orjson
 
 from ._errors import DecodeError, InvalidRequestError
+from .models._meta import INFORMATIONAL
+from .models.counters import CountersSnapshot
 from .models.relations import NumericProperty
+from .models.tasks import FAILURE_STATUSES, SUCCESS_STATUSES, TaskStatus, normalize_status
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
@@ -44,6 +48,7 @@ __all__ = [
     "parse",
     "structure",
     "unstructure",
+    "without_bom",
 ]
 
 T = TypeVar("T")
@@ -54,6 +59,12 @@ CONTENT_TYPES: dict[str, str] = {"json": "application/json", "xml": "application
 MAX_DEPTH = 64
 
 _DTD = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_BOM = codecs.BOM_UTF8
+
+
+def without_bom(body: bytes) -> bytes:
+    """``body`` without a UTF-8 byte-order mark (some servers and proxies put one first)."""
+    return body[3:] if body.startswith(_BOM) else body
 
 
 def excerpt(body: bytes, limit: int = 80) -> str:
@@ -125,6 +136,7 @@ def parse(body: bytes, fmt: Format, *, endpoint: str = "") -> dict[str, Any]:
     XML elements become dicts (repeated children become lists), text stays text and empty
     elements become None; the typing is left to :func:`structure`. Raises :class:`DecodeError`.
     """
+    body = without_bom(body)
     if fmt == "json":
         try:
             document = orjson.loads(body)
@@ -214,44 +226,114 @@ def _leaf(text: str | None) -> str | None:
 
 
 # --- typing ---------------------------------------------------------------------------------
+#
+# The tolerant reader (DESIGN.md): what the docs document is typed and checked; what they leave
+# open is read leniently; an informational field never costs the whole reply. In both formats:
+# null, a missing key and an empty value are the same for list, map, model and string fields
+# (Go marshals a nil slice or map as null); numbers may come as numeric strings where only a
+# measure is meant (progress, sums); booleans as true/false/1/0. XML, which has no types, also
+# gives integers as text and a one-item list as a single element. Strict where leniency would
+# lie: an integer that is not exact or does not fit in 64 bits, text where a JSON integer is
+# documented, a non-text task id.
+
+#: Integers are 64-bit on the platform (Go's int64): anything outside is refused, not wrapped.
+_INT_LIMIT = 2**63
 
 
 def _fail(value: object, kind: str) -> ValueError:
     return ValueError(f"expected {kind}, got {type(value).__name__} {str(value)[:40]!r}")
 
 
-def _strict_int(value: Any, _: type) -> int:
-    if type(value) is int:
+def _in_range(value: int, original: object) -> int:
+    if -_INT_LIMIT <= value < _INT_LIMIT:
         return value
+    raise _fail(original, "an integer within 64 bits")
+
+
+def _json_int(value: Any, _: type) -> int:
+    kind = type(value)
+    if kind is int:
+        return _in_range(value, value)
+    if kind is float and value.is_integer():  # 209.0 is exact; 209.5 is not
+        return _in_range(int(value), value)
     raise _fail(value, "an integer")
 
 
-def _strict_float(value: Any, _: type) -> float:
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _xml_int(value: Any, _: type) -> int:
+    if type(value) is int:
+        return _in_range(value, value)
+    if isinstance(value, str):
+        text = value.strip()
+        # Plain ASCII digits (the usual case) skip the regex; ``isdigit`` alone would also
+        # accept other Unicode digits, hence ``isascii``. At most 19 digits: no huge int().
+        if (text.isascii() and text.isdigit() and len(text) <= 19) or _INT_TEXT.fullmatch(text):
+            return _in_range(int(text), value)
+    raise _fail(value, "an integer")
+
+
+def _float(value: Any, _: type) -> float:
+    """A measure (progress, a sum): a number, or a numeric string in either format."""
     if type(value) in (int, float):
         return float(value)
+    if isinstance(value, str) and _FLOAT_TEXT.fullmatch(text := value.strip()):
+        return float(text)
     raise _fail(value, "a number")
 
 
-def _strict_str(value: Any, _: type) -> str:
+def _str(value: Any, _: type) -> str:
     if type(value) is str:
         return value
+    if value is None:
+        return ""
     raise _fail(value, "a string")
 
 
-def _strict_bool(value: Any, _: type) -> bool:
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _bool(value: Any, _: type) -> bool:
     if type(value) is bool:
         return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _BOOLS:
+            return _BOOLS[word]
     raise _fail(value, "a boolean")
 
 
+def _is_empty(value: Any) -> bool:
+    """Null, or an empty value (``""``): what a missing list, map or object may arrive as."""
+    return value is None or value == ""
+
+
+#: Go's zero ``time.Time``: what a Go server sends for a timestamp it does not have.
+_ZERO_YEAR = 1
+
+
 def _datetime(value: Any, _: type) -> datetime:
+    """An RFC 3339 / ISO 8601 timestamp: any offset (none means UTC), 0-9 fraction digits
+    (beyond microseconds they are cut), ``T``/``Z`` in either case."""
     if not isinstance(value, str):
         raise _fail(value, "an ISO 8601 timestamp")
-    parsed = datetime.fromisoformat(value)
+    parsed = datetime.fromisoformat(value.strip().upper())
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _optional_datetime(value: Any, _: Any) -> datetime | None:
+    """An optional timestamp: empty, blank or Go's zero time is None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    parsed = _datetime(value, datetime)
+    return None if parsed.year == _ZERO_YEAR else parsed
+
+
 def _props(value: Any, _: type) -> dict[str, Any]:
+    if _is_empty(value):
+        return {}
     if not isinstance(value, dict):
         raise _fail(value, "an object")
     return {key: _prop(item) for key, item in value.items()}
@@ -261,8 +343,9 @@ def _prop(value: Any) -> Any:
     if isinstance(value, dict) and "sum" in value:
         top = value.get("top")
         total = value["sum"]
-        if isinstance(total, str):  # XML: whole numbers stay int, as JSON has them
-            total = int(total) if _XML_INT.fullmatch(total) else float(total)
+        if isinstance(total, str):  # XML or a quoted number: whole numbers stay int
+            text = total.strip()
+            total = int(text) if _INT_TEXT.fullmatch(text) else _float(text, float)
         if type(total) not in (int, float):
             raise _fail(total, "a number")
         return NumericProperty(top=top if isinstance(top, dict) else {}, sum=total)
@@ -282,7 +365,7 @@ def _is_sequence(tp: Any) -> bool:
     return get_origin(tp) in (list, tuple)
 
 
-def _sequence_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any], Any]:
+def _sequence_hook(converter: cattrs.Converter, xml: bool) -> Callable[[Any], Any]:
     def factory(tp: Any) -> Callable[[Any, Any], Any]:
         item_type = get_args(tp)[0]
         as_tuple = get_origin(tp) is tuple
@@ -290,9 +373,9 @@ def _sequence_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any]
 
         def hook(value: Any, _: Any) -> Any:
             if not isinstance(value, list):
-                if lenient and value is None:
+                if _is_empty(value):
                     value = []
-                elif lenient and isinstance(value, dict | str):
+                elif xml and isinstance(value, dict | str):  # a one-item list in XML
                     value = [value]
                 else:
                     raise _fail(value, "a list")
@@ -304,79 +387,59 @@ def _sequence_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any]
     return factory
 
 
-_XML_INT = re.compile(r"[+-]?[0-9]+")
-_XML_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def _lenient_int(value: Any, _: type) -> int:
-    if type(value) is int:
-        return value
-    # Plain ASCII digits (the usual case) skip the regex; ``isdigit`` alone would also accept
-    # other Unicode digits, hence ``isascii``.
-    if isinstance(value, str) and (
-        (value.isascii() and value.isdigit()) or _XML_INT.fullmatch(value)
-    ):
-        return int(value)
-    raise _fail(value, "an integer")
-
-
-def _lenient_float(value: Any, _: type) -> float:
-    if type(value) in (int, float):
-        return float(value)
-    if isinstance(value, str) and _XML_FLOAT.fullmatch(value):
-        return float(value)
-    raise _fail(value, "a number")
-
-
-def _lenient_str(value: Any, _: type) -> str:
-    if value is None:
-        return ""
-    return _strict_str(value, str)
-
-
-_XML_BOOLS = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _lenient_bool(value: Any, _: type) -> bool:
-    if type(value) is bool:
-        return value
-    if isinstance(value, str) and value.lower() in _XML_BOOLS:
-        return _XML_BOOLS[value.lower()]
-    raise _fail(value, "a boolean")
-
-
 def _is_optional(tp: Any) -> bool:
     args = get_args(tp)
     return len(args) == 2 and NoneType in args and get_origin(tp) in (Union, UnionType)
 
 
 def _optional_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
-    """``X | None``: None stays None, anything else goes to X's hook, resolved once.
-
-    Same result as cattrs's own optional handling, which looks X's hook up on every value.
-    """
+    """``X | None``: null or an empty value is None, anything else goes to X's hook, resolved
+    once (cattrs's own optional handling looks X's hook up on every value)."""
 
     def factory(tp: Any) -> Callable[[Any, Any], Any]:
         inner = get_args(tp)[0] if get_args(tp)[1] is NoneType else get_args(tp)[1]
+        if inner is datetime:
+            return _optional_datetime
         inner_hook = converter.get_structure_hook(inner)
 
         def hook(value: Any, _: Any) -> Any:
-            return None if value is None else inner_hook(value, inner)
+            return None if _is_empty(value) else inner_hook(value, inner)
 
         return hook
 
     return factory
 
 
-def _model_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any], Any]:
-    """Structure attrs models from dicts only; in XML an empty element is an empty model."""
-    from cattrs.gen import make_dict_structure_fn  # lazy: see the imports above
+def _tolerant(hook: Callable[[Any, Any], Any], default: Any) -> Callable[[Any, Any], Any]:
+    """``hook``, but a value it cannot read is ``default``: for informational fields."""
+
+    def read(value: Any, tp: Any) -> Any:
+        try:
+            return hook(value, tp)
+        except Exception:  # whatever the hook refuses, an informational field is not worth it
+            return default
+
+    return read
+
+
+def _model_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
+    """Structure attrs models from dicts; null or an empty value is an empty model (its
+    defaults), and informational fields (``models._meta``) are read tolerantly."""
+    from cattrs.gen import make_dict_structure_fn, override  # lazy: see the imports above
 
     def factory(cls: Any) -> Callable[[Any, Any], Any]:
-        fields_hook = make_dict_structure_fn(cls, converter)
+        attrs.resolve_types(cls)
+        overrides = {
+            item.name: override(
+                struct_hook=_tolerant(converter.get_structure_hook(item.type), item.default)
+            )
+            for item in attrs.fields(cls)
+            if item.metadata.get(INFORMATIONAL)
+        }
+        fields_hook = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
         def hook(value: Any, _: Any) -> Any:
-            if lenient and value is None:
+            if _is_empty(value):
                 value = {}
             elif not isinstance(value, dict):
                 raise _fail(value, f"an object for {cls.__name__}")
@@ -387,23 +450,47 @@ def _model_hook(converter: cattrs.Converter, lenient: bool) -> Callable[[Any], A
     return factory
 
 
-def _lenient_props(value: Any, tp: type) -> dict[str, Any]:
-    return {} if value is None else _props(value, tp)
+def _task_status_hook(converter: cattrs.Converter) -> Callable[[Any, Any], TaskStatus]:
+    """A status reply in two steps: the status and progress first; the result only when the
+    task succeeded. A running task's ``result`` is never read (whatever it holds, it must not
+    end a wait); a failed task's is kept as sent for :class:`TaskFailedError`."""
+    status_hook = converter.get_structure_hook(str)
+    progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
+    result_type = tuple[CountersSnapshot, ...]
+    result_hook = converter.get_structure_hook(result_type)
+
+    def hook(value: Any, _: Any) -> TaskStatus:
+        if not isinstance(value, dict):
+            raise _fail(value, "an object for TaskStatus")
+        status = normalize_status(status_hook(value.get("status"), str))
+        if not status:
+            raise ValueError("the reply has no task status")
+        progress = progress_hook(value.get("progress"), float | None)
+        if status in SUCCESS_STATUSES:
+            return TaskStatus(status, progress, result_hook(value.get("result"), result_type))
+        if status in FAILURE_STATUSES:
+            return TaskStatus(status, progress, failure_result=value.get("result"))
+        return TaskStatus(status, progress)
+
+    return hook
 
 
-def _make_converter(lenient: bool) -> cattrs.Converter:
+def _make_converter(fmt: Format) -> cattrs.Converter:
     import cattrs  # lazy: see the imports above
 
+    xml = fmt == "xml"
     converter = cattrs.Converter(detailed_validation=False)
-    converter.register_structure_hook(int, _lenient_int if lenient else _strict_int)
-    converter.register_structure_hook(float, _lenient_float if lenient else _strict_float)
-    converter.register_structure_hook(str, _lenient_str if lenient else _strict_str)
-    converter.register_structure_hook(bool, _lenient_bool if lenient else _strict_bool)
+    converter.register_structure_hook(int, _xml_int if xml else _json_int)
+    converter.register_structure_hook(float, _float)
+    converter.register_structure_hook(str, _str)
+    converter.register_structure_hook(bool, _bool)
     converter.register_structure_hook(datetime, _datetime)
-    converter.register_structure_hook_func(_is_props, _lenient_props if lenient else _props)
-    converter.register_structure_hook_factory(_is_sequence, _sequence_hook(converter, lenient))
+    converter.register_structure_hook_func(_is_props, _props)
+    converter.register_structure_hook_factory(_is_sequence, _sequence_hook(converter, xml))
     converter.register_structure_hook_factory(_is_optional, _optional_hook(converter))
-    converter.register_structure_hook_factory(attrs.has, _model_hook(converter, lenient))
+    converter.register_structure_hook_factory(attrs.has, _model_hook(converter))
+    # after the generic factories: a direct registration wins over them
+    converter.register_structure_hook(TaskStatus, _task_status_hook(converter))
     converter.register_unstructure_hook(datetime, _unstructure_datetime)
     converter.register_unstructure_hook(NumericProperty, _unstructure_numeric)
     return converter
@@ -423,10 +510,10 @@ _CONVERTERS: dict[str, cattrs.Converter] = {}
 _HOOKS: dict[tuple[str, Any], Callable[[Any, Any], Any]] = {}
 
 
-def _converter(fmt: str) -> cattrs.Converter:
+def _converter(fmt: Format) -> cattrs.Converter:
     converter = _CONVERTERS.get(fmt)
     if converter is None:
-        converter = _CONVERTERS[fmt] = _make_converter(lenient=fmt == "xml")
+        converter = _CONVERTERS[fmt] = _make_converter(fmt)
     return converter
 
 

@@ -149,16 +149,27 @@ class DecodeError(AltcraftError):
 
 
 class TaskFailedError(AltcraftError):
-    """A task reached a failure status; the last status payload is kept in ``raw``."""
+    """A task reached a failure status; the last status payload is kept in ``raw``.
+
+    ``result`` is what the platform sent as the failed task's ``result``, as plain data: None,
+    a reason string or an object (its shape is undocumented, so it is kept as sent).
+    """
 
     def __init__(
-        self, task_id: str, status: str, progress: float | None = None, raw: Any = None
+        self,
+        task_id: str,
+        status: str,
+        progress: float | None = None,
+        raw: Any = None,
+        *,
+        result: Any = None,
     ) -> None:
         super().__init__(f"task {task_id} ended with status {status!r}")
         self.task_id = task_id
         self.status = status
         self.progress = progress
         self.raw = raw
+        self.result = result
 
 
 class TaskTimeoutError(AltcraftError, TimeoutError):

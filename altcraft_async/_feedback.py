@@ -29,7 +29,7 @@ import anyio
 import orjson
 from aiohttp import web
 
-from ._codec import structure
+from ._codec import structure, without_bom
 from ._errors import DecodeError, InvalidRequestError
 from .models import CountersSnapshot, Feedback, TaskStatus
 
@@ -221,7 +221,7 @@ def _decode_payload(body: bytes) -> tuple[TaskStatus, str | None]:
     if len(body) > MAX_PAYLOAD:
         raise ValueError("payload too large")
     try:
-        data: Any = orjson.loads(body)
+        data: Any = orjson.loads(without_bom(body))
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if isinstance(data, list):
@@ -231,7 +231,7 @@ def _decode_payload(body: bytes) -> tuple[TaskStatus, str | None]:
         return TaskStatus(status="completed", progress=100.0, result=tuple(result)), None
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object or list")
-    task_id = data.get("task_id")
+    task_id = data.get("task_id") or None  # null, missing and "" all mean "not named"
     if task_id is not None and not isinstance(task_id, str):
         raise ValueError("task_id must be a string")
     status: TaskStatus = structure(data, TaskStatus, "json", endpoint="feedback")

@@ -14,7 +14,7 @@ from typing import Any
 
 from attrs import Factory, field, frozen
 
-from ._codec import CONTENT_TYPES, Format, encode, excerpt, parse, structure
+from ._codec import CONTENT_TYPES, Format, encode, excerpt, parse, structure, without_bom
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
 from .models import Feedback, Match
 from .models._checks import non_empty_text, positive_id
@@ -189,6 +189,7 @@ def decode_reply(
     still read, so its error code and text are not lost.
     """
     ok_status = 200 <= status < 300
+    body = without_bom(body)
     try:
         envelope = parse(body, fmt, endpoint=spec.name)
     except DecodeError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -39,7 +40,7 @@ from altcraft_async import (
     TaskStatus,
     TaskTimeoutError,
 )
-from altcraft_async._awaiter import _serial, parse_resume_token
+from altcraft_async._awaiter import SharedPoll, _serial, parse_resume_token
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan, TaskRecord
 
 pytestmark = pytest.mark.anyio
@@ -192,11 +193,11 @@ async def test_failure_statuses_raise_task_failed_error(status: str) -> None:
         error = caught.value
         record = record_of(fake, task)
         assert error.task_id == task.task_id
-        assert error.status == status
+        assert error.status == status.lower()  # compared and reported case-folded
         assert error.progress == record.progress and 0 < record.progress < 100
         assert isinstance(error.raw, TaskStatus)
-        assert error.raw.status == status and error.raw.failed and error.raw.result == ()
-        assert task.task_id in str(error) and status in str(error)
+        assert error.raw.status == status.lower() and error.raw.failed and error.raw.result == ()
+        assert task.task_id in str(error) and status.lower() in str(error)
         assert len(record.polls) == 3  # stopped at the failure: no poll after it
         assert client._polls == {}
 
@@ -234,6 +235,55 @@ async def test_deadline_raises_task_timeout_error_with_a_resume_token() -> None:
         record = record_of(fake, task)
         assert len(record.polls) >= 4 and not record.done  # it kept polling until the deadline
         assert client._polls == {}
+
+
+#: A schedule whose second poll (at 2.5 s) lies past a 1.5 s deadline: 0.5 s, then 2 s later.
+SPARSE = PollPolicy(
+    backoff=Backoff(initial=0.5, factor=4.0, max_interval=60.0, jitter=0.0),
+    progress_aware=False,
+)
+
+
+async def test_a_wait_looks_once_more_just_before_its_deadline() -> None:
+    # done at 1.0 s: the schedule alone would poll at 0.5 s and 2.5 s and time out at 1.5 s
+    async with env(task_plan=TaskPlan.after_seconds(1.0)) as (fake, client):
+        task = await client.segments.refresh_counters(**ref_of(fake))
+        record = record_of(fake, task)
+        started = time.monotonic() - (fake.clock.now() - record.created_at)
+        (snapshot,) = await task.wait(timeout=1.5, policy=SPARSE)
+        assert snapshot.channels
+        first, last = (at - record.created_at for at in record.polls)
+        assert first < 1.0 <= last  # the second poll is the last look, after the task finished
+        waited = time.monotonic() - started
+        assert 1.5 - 0.15 - 0.1 <= waited <= 1.5 + 0.5  # in the final 10 % of the wait
+
+
+async def test_the_last_look_is_one_poll_not_a_flurry() -> None:
+    async with env(task_plan=TaskPlan.never()) as (fake, client):
+        task = await client.segments.refresh_counters(**ref_of(fake))
+        with pytest.raises(TaskTimeoutError):
+            await task.wait(timeout=1.5, policy=SPARSE)
+        assert len(record_of(fake, task).polls) == 2  # at 0.5 s and in the last 0.15 s
+
+
+@pytest.mark.parametrize(
+    ("last_poll", "due", "last_look", "expected"),
+    [
+        (0.0, 0.5, 1.35, 0.5),  # due before the last look: the schedule stands
+        (0.5, 2.5, 1.35, 1.35),  # due past the deadline: brought forward to the last look
+        (1.4, 3.4, 1.35, 3.4),  # a poll already looked inside the window: no second look
+        (1.2, 1.4, 1.35, 1.35),  # due inside the window: the earlier of the two
+        (0.5, 2.5, math.inf, 2.5),  # no deadline: nothing to look before
+    ],
+)
+def test_next_poll_at_brings_a_late_poll_forward(last_poll, due, last_look, expected) -> None:
+    shared = SharedPoll("t", created=0.0)
+    shared.observations.append((last_poll, None))
+    shared.last_poll_at = last_poll
+    policy = PollPolicy(
+        backoff=Backoff(initial=due - last_poll, factor=1.0, jitter=0.0), progress_aware=False
+    )
+    assert shared.next_poll_at(policy, 0.0, last_look) == pytest.approx(expected)
 
 
 async def test_the_policy_timeout_applies_when_wait_gets_none() -> None:

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from attrs import frozen
 
+from ._meta import informational
+
 __all__ = ["ChannelCounters", "CounterStatus", "CountersSnapshot"]
 
 
@@ -35,15 +37,19 @@ class ChannelCounters:
 
 @frozen
 class CountersSnapshot:
-    """One item of a refresh task's ``result``: the counters as computed at ``updated``."""
+    """One item of a refresh task's ``result``: the counters as computed at ``updated``.
+
+    ``channels`` are the data; the other fields describe it and are read tolerantly (a value
+    the decoder cannot read, such as a malformed timestamp, is left at its default).
+    """
 
     channels: tuple[ChannelCounters, ...] = ()
-    in_progress: bool = False
-    list_id: int | None = None
-    resource_id: int | None = None
-    refresh_task_id: str = ""
-    last_count_time: str = ""
-    updated: datetime | None = None
+    in_progress: bool = informational(False)
+    list_id: int | None = informational(None)
+    resource_id: int | None = informational(None)
+    refresh_task_id: str = informational("")
+    last_count_time: str = informational("")
+    updated: datetime | None = informational(None)
 
     def channel(self, name: str) -> ChannelCounters | None:
         """The counters of channel ``name``, or None when the snapshot has no such channel."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from attrs import frozen
+from typing import Any
 
+from attrs import field, frozen
+
+from ._meta import informational
 from .counters import CountersSnapshot
 
-__all__ = ["FAILURE_STATUSES", "SUCCESS_STATUSES", "TaskRef", "TaskStatus"]
+__all__ = ["FAILURE_STATUSES", "SUCCESS_STATUSES", "TaskRef", "TaskStatus", "normalize_status"]
 
 #: Statuses that end a task successfully (``success`` is what older platform versions send).
 SUCCESS_STATUSES = frozenset({"completed", "success"})
@@ -14,28 +17,46 @@ SUCCESS_STATUSES = frozenset({"completed", "success"})
 FAILURE_STATUSES = frozenset({"failed", "error", "cancelled", "canceled"})
 
 
+def normalize_status(status: str) -> str:
+    """A status as compared: trimmed and case-folded (``" Completed "`` is ``completed``)."""
+    return status.strip().casefold()
+
+
+def _non_blank(instance: object, attribute: Any, value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
 @frozen
 class TaskRef:
-    """The ``data`` of a task-starting call: an opaque task id."""
+    """The ``data`` of a task-starting call: an opaque task id (never empty: a reply without
+    one is a DecodeError, not a task that cannot be polled)."""
 
-    task_id: str
+    task_id: str = field(validator=_non_blank)
 
 
 @frozen
 class TaskStatus:
-    """A ``tasks/status`` reply. Any status that is neither success nor failure is running."""
+    """A ``tasks/status`` reply. Any status that is neither success nor failure is running.
+
+    The decoder reads it in two steps: ``status`` (trimmed and case-folded) and ``progress``
+    first, then ``result`` only when the task succeeded. A running task's ``result`` is never
+    read; a failed task's is kept as sent, as plain data, in ``failure_result`` (it may be
+    null, a reason string or an object) and reaches :class:`TaskFailedError`.
+    """
 
     status: str
-    progress: float | None = None
+    progress: float | None = informational(None)
     result: tuple[CountersSnapshot, ...] = ()
+    failure_result: Any = field(default=None, eq=False, repr=False)
 
     @property
     def succeeded(self) -> bool:
-        return self.status.lower() in SUCCESS_STATUSES
+        return normalize_status(self.status) in SUCCESS_STATUSES
 
     @property
     def failed(self) -> bool:
-        return self.status.lower() in FAILURE_STATUSES
+        return normalize_status(self.status) in FAILURE_STATUSES
 
     @property
     def done(self) -> bool:
