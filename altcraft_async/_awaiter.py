@@ -46,6 +46,8 @@ if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is
 __all__ = ["DEFAULT", "ProgressCallback", "SharedPoll", "Task", "TaskSource", "parse_resume_token"]
 
 RESUME_TOKEN_VERSION = 1
+#: A resume token is ~200 characters; anything far longer is not one (and is not parsed).
+_MAX_RESUME_TOKEN = 4096
 #: A follower polls on its own schedule only when it is due this much before the leader.
 _SLACK = 0.05
 #: The last look before a deadline lands at most this many seconds, or this share of the
@@ -439,9 +441,11 @@ def _serial(
 
 def parse_resume_token(token: str) -> dict[str, Any]:
     """Read a :meth:`Task.resume_token`; raises InvalidRequestError if it is not one."""
+    if isinstance(token, str) and len(token) > _MAX_RESUME_TOKEN:
+        raise InvalidRequestError(f"not a resume token (longer than {_MAX_RESUME_TOKEN} chars)")
     try:
         data = json.loads(token)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: hostile deep nesting
         raise InvalidRequestError("not a resume token (invalid JSON)") from None
     if not isinstance(data, dict) or data.get("v") != RESUME_TOKEN_VERSION:
         raise InvalidRequestError("not a resume token of a supported version")

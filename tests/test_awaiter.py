@@ -715,6 +715,9 @@ async def test_resuming_an_old_task_polls_at_once() -> None:
         '{"v": 1, "task_id": "x", "created": "2024-01-01T00:00:00+00:00", "endpoint": [1]}',
         '{"v": 1, "task_id": "x", "created": "2024-01-01T00:00:00+00:00", "kind": {}}',
         None,
+        "[" * 100_000 + "]" * 100_000,  # hostile nesting: a RecursionError in json
+        "[" * 2_000 + "]" * 2_000,  # short enough to parse, too deep for json
+        '{"v": 1, "task_id": "' + "x" * 5000 + '", "created": "2024-01-01T00:00:00+00:00"}',
     ],
 )
 async def test_invalid_resume_tokens_raise_invalid_request_error(token: Any) -> None:

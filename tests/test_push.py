@@ -212,3 +212,65 @@ async def test_a_bare_callback_path_is_matched_by_the_payloads_task_id() -> None
         body = b'{"task_id":"t-9","status":"completed","progress":100,"result":[]}'
         assert (await post(bare, body))[0] == 200
         assert waiter.status is not None and waiter.status.succeeded
+
+
+GO_STYLE_ITEM = (
+    b'{"channels":[{"channel":"email","status":{"all":3,"subscribed_sendable":2}}],'
+    b'"in_progress":false,"list_id":1,"resource_id":1,"refresh_task_id":null,'
+    b'"updated":"2024-04-20T12:30:01.583000000+03:00"}'
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "succeeded", "result"),
+    [
+        # a Go server: status in capitals, a BOM, nulls, nanoseconds and an offset, task_id ""
+        (
+            b'\xef\xbb\xbf{"task_id":"","status":" Completed","progress":"100","result":['
+            + GO_STYLE_ITEM
+            + b"]}",
+            True,
+            None,
+        ),
+        (b'{"status":"FAILED","progress":null,"result":null}', False, None),
+        (b'{"status":"failed","result":"quota exceeded"}', False, "quota exceeded"),
+        (b'{"status":"Error","result":{"reason":"db down"}}', False, {"reason": "db down"}),
+    ],
+)
+async def test_pushed_payloads_are_read_by_the_same_rules(
+    body: bytes, succeeded: bool, result: Any
+) -> None:
+    async with FeedbackReceiver(secret=None) as receiver:
+        waiter = receiver.reserve()
+        waiter.task_id = "t-1"
+        assert (await post(waiter.feedback.url, body))[0] == 200
+        status = waiter.status
+        assert status is not None and status.succeeded is succeeded
+        if succeeded:
+            (snapshot,) = status.result
+            assert snapshot.refresh_task_id == "" and snapshot.updated is not None
+            assert snapshot.updated.utcoffset() is not None and snapshot.updated.hour == 12
+            assert snapshot.channel("email") is not None
+        else:
+            assert status.failed and status.failure_result == result
+
+
+async def test_a_pushed_failure_reason_reaches_the_error() -> None:
+    fake = FakeAltcraft.seeded(profiles=500, segments=2, task_plan=TaskPlan.never())
+    async with (
+        fake,
+        FeedbackReceiver(secret=None, safety_poll_interval=30) as receiver,
+        AltcraftClient(fake.url, token=fake.token) as client,
+    ):
+        task = await client.resources.refresh_counters(
+            resource_id=1, database_id=1, feedback=receiver
+        )
+        url = next(iter(fake.tasks.values())).feedback_url
+        assert url is not None
+        payload = (
+            b'{"status":"failed","result":"quota exceeded","task_id":"' + task.task_id.encode()
+        )
+        assert (await post(url, payload + b'"}'))[0] == 200
+        with anyio.fail_after(5), pytest.raises(TaskFailedError) as caught:
+            await task.wait(timeout=10)
+        assert caught.value.result == "quota exceeded" and caught.value.status == "failed"
