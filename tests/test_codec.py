@@ -7,6 +7,7 @@ directly), synchronously: no event loop, no I/O.
 from __future__ import annotations
 
 import codecs
+import tracemalloc
 from datetime import UTC, datetime
 
 import attrs
@@ -1083,6 +1084,63 @@ def test_json_max_64_bit_ints_still_decode():
     body = _json('[{"total": 9223372036854775807, "hold": -9223372036854775808}]')
     (row,) = decode_reply(ADMIN_SENDER_QUEUE_STATS, 200, {}, body, "json")
     assert (row.total, row.hold) == (2**63 - 1, -(2**63))
+
+
+def _peak_bytes(action) -> int:
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # 8 MiB of nesting, inside the default max_response_size: ~780 MiB if parsed whole
+        (b"<xml>" + b"<a>" * (8 * 2**20 // 3), "nested deeper"),
+        # 8 MiB of siblings: a million elements
+        (b"<xml><data>" + b"<a/>" * (2 * 2**20) + b"</data><error>0</error></xml>", "elements"),
+    ],
+    ids=["deep", "wide"],
+)
+def test_hostile_xml_is_refused_while_parsing_with_bounded_memory(body, reason):
+    def decode():
+        with pytest.raises(DecodeError, match=reason) as caught:
+            decode_reply(SEGMENTS_GET_COUNTERS, 200, {}, body, "xml")
+        assert not caught.value.transient
+
+    assert _peak_bytes(decode) < 64 * 2**20
+
+
+@pytest.mark.parametrize("depth_over", [0, 1])
+def test_a_large_reply_is_held_to_the_same_depth_limit(depth_over):
+    depth = MAX_DEPTH - 1 + depth_over
+    padding = b"<pad>" + b"x" * (100 * 1024) + b"</pad>"  # past the whole-parse size
+    body = (
+        b"<xml>"
+        + padding
+        + b"<data>"
+        + b"<a>" * depth
+        + b"1"
+        + b"</a>" * depth
+        + b"</data><error>0</error></xml>"
+    )
+    if depth_over:
+        with pytest.raises(DecodeError, match="nested deeper"):
+            parse(body, "xml")
+    else:
+        assert parse(body, "xml")["pad"] == "x" * (100 * 1024)
+
+
+def test_a_large_legitimate_xml_reply_decodes_like_a_small_one():
+    rows = [SenderQueueStats(account_id=n, isp=f"isp{n}.example", total=n) for n in range(1, 3001)]
+    body = encode({"data": [unstructure(row) for row in rows], "error": 0, "error_text": ""}, "xml")
+    assert len(body) > 64 * 1024  # the incremental path
+    assert decode_reply(ADMIN_SENDER_QUEUE_STATS, 200, {}, body, "xml") == rows
+    with pytest.raises(DecodeError, match="invalid XML"):
+        decode_reply(ADMIN_SENDER_QUEUE_STATS, 200, {}, body[:-10], "xml")
 
 
 def test_xml_at_max_depth_is_accepted():
