@@ -43,7 +43,16 @@ if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is
 
     from ._feedback import PushWaiter
 
-__all__ = ["DEFAULT", "ProgressCallback", "SharedPoll", "Task", "TaskSource", "parse_resume_token"]
+__all__ = [
+    "DEFAULT",
+    "ProgressCallback",
+    "SharedPoll",
+    "Task",
+    "TaskSource",
+    "parse_resume_token",
+    "remaining",
+    "wait_limit",
+]
 
 RESUME_TOKEN_VERSION = 1
 #: A resume token is ~200 characters; anything far longer is not one (and is not parsed).
@@ -54,6 +63,8 @@ _SLACK = 0.05
 #: whole wait, before it (whichever is less).
 _LAST_LOOK = 1.0
 _LAST_LOOK_SHARE = 0.1
+#: The least time a wait is given, so that even one begun at its deadline takes a last look.
+_SLIVER = 0.001
 #: Jitter source shared by all tasks (a Random per task would cost ~3 KB each).
 _JITTER = random.Random()
 #: Which poll errors are transient: the same rule as for retrying any read.
@@ -306,9 +317,7 @@ class Task:
         Raises like :meth:`wait` on failure or deadline.
         """
         policy = policy or self._source.default_poll_policy
-        limit = policy.timeout if timeout is DEFAULT else timeout
-        if limit is not None and (not isinstance(limit, int | float) or not limit > 0):  # NaN
-            raise InvalidRequestError(f"timeout must be a positive number or None, got {limit!r}")
+        limit = wait_limit(timeout, policy)
         deadline = math.inf if limit is None else time.monotonic() + limit
         last_look = deadline - _last_look_window(limit)
         shared = self._source.join_poll(self.task_id, self._created_monotonic)
@@ -393,6 +402,23 @@ class Task:
         finally:
             shared.polling_sooner = False
             shared.notify()
+
+
+def wait_limit(timeout: float | None, policy: PollPolicy) -> float | None:
+    """The seconds a wait may take: ``timeout``, or the policy's when it is omitted (DEFAULT);
+    None is no limit. Anything else than a positive number or None is InvalidRequestError."""
+    limit = policy.timeout if timeout is DEFAULT else timeout
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0  # NaN
+    ):
+        raise InvalidRequestError(f"timeout must be a positive number or None, got {limit!r}")
+    return limit
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (``time.monotonic()``), at least a sliver: a wait that
+    starts at its deadline still gets its last look. None stays None (no deadline)."""
+    return None if deadline is None else max(deadline - time.monotonic(), _SLIVER)
 
 
 def _last_look_window(limit: float | None) -> float:

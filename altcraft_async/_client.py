@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -13,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+from attrs import evolve
 
 from ._awaiter import SharedPoll, Task
 from ._codec import Format
-from ._errors import ClientClosedError, InvalidRequestError
+from ._errors import ClientClosedError, InvalidRequestError, RequestTimeoutError
 from ._events import EventHookMap, EventHooks
 from ._fanout import FanOut
 from ._poll import PollPolicy
@@ -198,8 +200,20 @@ class AltcraftClient:
         *,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        deadline: float | None = None,
     ) -> Any:
+        """One endpoint call. ``deadline`` (``time.monotonic()`` seconds) bounds every try and
+        retry of it: the start of a refresh-and-wait spends the wait's own time."""
         check_number("timeout", timeout, above=0.0, optional=True)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RequestTimeoutError(
+                    f"{spec.name}: no time left before the deadline", endpoint=spec.name, sent=False
+                )
+            timeout = min(timeout or self._transport.timeout, left)
+            retry = retry or self._transport.retry
+            retry = evolve(retry, deadline=min(retry.deadline or left, left))
         if spec.admin:
             if self._admin_token is None:
                 raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")

@@ -34,7 +34,9 @@ from altcraft_async import (
     InvalidRequestError,
     PermissionDeniedError,
     PollPolicy,
+    RequestTimeoutError,
     RetryPolicy,
+    SegmentRef,
     Task,
     TaskFailedError,
     TaskStatus,
@@ -989,3 +991,41 @@ async def test_on_progress_hears_the_final_status_once_even_if_two_racers_bring_
     for status in (failed, done):
         await report(status)
     assert failed_seen == [failed]
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault.delay(30.0), RequestTimeoutError),
+        # a Retry-After past the deadline is not waited for: the 429 itself is the answer
+        (Fault.rate_limited(retry_after=10.0), HTTPStatusError),
+    ],
+    ids=["start-stalls", "start-told-to-retry-later"],
+)
+async def test_the_wait_deadline_covers_the_start_request(fault: Fault, error: type) -> None:
+    async with env(task_plan=TaskPlan.immediate()) as (fake, client):
+        fake.faults.next(REFRESH, fault, times=5)
+        with anyio.fail_after(5), pytest.raises(error) as caught:  # not 30 s, not 10 s
+            await client.segments.refresh_and_wait(**ref_of(fake), timeout=0.3)
+        assert caught.value.endpoint == REFRESH_ENDPOINT
+        assert not fake.tasks  # nothing was started
+
+
+async def test_refresh_many_outcomes_end_at_the_wait_deadline_start_included() -> None:
+    async with env(task_plan=TaskPlan.immediate()) as (fake, client):
+        fake.faults.next(REFRESH, Fault.delay(30.0), times=2)
+        refs = [SegmentRef(**ref_of(fake, index)) for index in range(2)]
+        with anyio.fail_after(5):
+            async with client.segments.refresh_many(refs, timeout=0.3) as outcomes:
+                errors = [outcome.error async for outcome in outcomes]
+        assert [type(error) for error in errors] == [RequestTimeoutError] * 2
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "soon", float("nan"), True])
+async def test_refresh_and_wait_refuses_a_bad_timeout_before_starting(timeout: Any) -> None:
+    async with env(task_plan=TaskPlan.immediate()) as (fake, client):
+        with pytest.raises(InvalidRequestError, match="timeout"):
+            await client.segments.refresh_and_wait(**ref_of(fake), timeout=timeout)
+        with pytest.raises(InvalidRequestError, match="timeout"):
+            await client.resources.refresh_and_wait(resource_id=1, database_id=1, timeout=timeout)
+        assert fake.requests == []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .._awaiter import Task
+from .._awaiter import Task, wait_limit
 from .._fanout import FanOut
+from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from .._sansio import EndpointSpec
 from ..models import CountersSnapshot
@@ -15,10 +17,14 @@ from ..models import CountersSnapshot
 if TYPE_CHECKING:
     from .._feedback import PushWaiter
 
+__all__ = ["Caller", "wait_deadline"]
+
 RefT = TypeVar("RefT")
 
 
 class Caller(Protocol):
+    default_poll_policy: PollPolicy
+
     async def call(
         self,
         spec: EndpointSpec,
@@ -26,6 +32,7 @@ class Caller(Protocol):
         *,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        deadline: float | None = None,
     ) -> Any: ...
 
     def new_task(
@@ -46,3 +53,10 @@ class Caller(Protocol):
         concurrency: int,
         fail_fast: bool,
     ) -> FanOut[RefT]: ...
+
+
+def wait_deadline(caller: Caller, timeout: float | None, policy: PollPolicy | None) -> float | None:
+    """The ``time.monotonic()`` deadline of a refresh-and-wait, checked before anything is
+    sent: it covers the start request too, not only the polls after it."""
+    limit = wait_limit(timeout, policy or caller.default_poll_policy)
+    return None if limit is None else time.monotonic() + limit

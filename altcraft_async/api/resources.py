@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._awaiter import DEFAULT, ProgressCallback, Task
+from .._awaiter import DEFAULT, ProgressCallback, Task, remaining
 from .._errors import InvalidRequestError
 from .._fanout import FanOut
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import CountersSnapshot, Feedback, ResourceRef
-from ._base import Caller
+from ._base import Caller, wait_deadline
 from ._specs import RESOURCES_REFRESH_COUNTERS
 
 if TYPE_CHECKING:
@@ -44,6 +44,17 @@ class ResourcesAPI:
         ``retry.retry_starts`` is set. Raises InvalidRequestError (nothing sent), APIError
         subclasses, TransportError, HTTPStatusError, DecodeError.
         """
+        return await self._start(resource_id, database_id, feedback, timeout, retry, None)
+
+    async def _start(
+        self,
+        resource_id: int,
+        database_id: int,
+        feedback: Feedback | FeedbackReceiver | None,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+        deadline: float | None,
+    ) -> Task:
         push = None
         if feedback is not None and not isinstance(feedback, Feedback):
             from .._feedback import FeedbackReceiver  # loads aiohttp.web: only when used
@@ -61,6 +72,7 @@ class ResourcesAPI:
                 {"resource_id": resource_id, "database_id": database_id, "feedback": feedback},
                 timeout=timeout,
                 retry=retry,
+                deadline=deadline,
             )
         except BaseException:
             if push is not None:
@@ -85,12 +97,12 @@ class ResourcesAPI:
         """Refresh and wait for the new counters (see :meth:`Task.wait` for the errors).
 
         With ``feedback=FeedbackReceiver(...)`` the webhook and the poller race: whichever
-        brings the final result first wins.
+        brings the final result first wins. ``timeout`` covers the whole call, the start
+        request included (see ``segments.refresh_and_wait``).
         """
-        task = await self.refresh_counters(
-            resource_id=resource_id, database_id=database_id, feedback=feedback
-        )
-        return await task.wait(timeout=timeout, policy=policy, on_progress=on_progress)
+        deadline = wait_deadline(self._caller, timeout, policy)
+        task = await self._start(resource_id, database_id, feedback, None, None, deadline)
+        return await task.wait(timeout=remaining(deadline), policy=policy, on_progress=on_progress)
 
     def refresh_many(
         self,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._awaiter import DEFAULT, ProgressCallback, Task
+from .._awaiter import DEFAULT, ProgressCallback, Task, remaining
 from .._errors import InvalidRequestError
 from .._fanout import FanOut
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import ChannelCounters, CountersSnapshot, SegmentRef
-from ._base import Caller
+from ._base import Caller, wait_deadline
 from ._specs import SEGMENTS_GET_COUNTERS, SEGMENTS_REFRESH_COUNTERS
 
 __all__ = ["SegmentsAPI"]
@@ -58,11 +58,23 @@ class SegmentsAPI:
         Not retried after the request may have reached the server (a retry could start a
         second task) unless ``retry.retry_starts`` is set. Errors as :meth:`get_counters`.
         """
+        return await self._start(segment_id, resource_id, database_id, timeout, retry, None)
+
+    async def _start(
+        self,
+        segment_id: int,
+        resource_id: int,
+        database_id: int | None,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+        deadline: float | None,
+    ) -> Task:
         ref = await self._caller.call(
             SEGMENTS_REFRESH_COUNTERS,
             {"segment_id": segment_id, "resource_id": resource_id, "database_id": database_id},
             timeout=timeout,
             retry=retry,
+            deadline=deadline,
         )
         return self._caller.new_task(ref.task_id, SEGMENTS_REFRESH_COUNTERS.name, "segment")
 
@@ -76,11 +88,15 @@ class SegmentsAPI:
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> list[CountersSnapshot]:
-        """Refresh and wait for the new counters (see :meth:`Task.wait` for the errors)."""
-        task = await self.refresh_counters(
-            segment_id=segment_id, resource_id=resource_id, database_id=database_id
-        )
-        return await task.wait(timeout=timeout, policy=policy, on_progress=on_progress)
+        """Refresh and wait for the new counters (see :meth:`Task.wait` for the errors).
+
+        ``timeout`` covers the whole call, the start request included; when it runs out
+        during the start, that raises :class:`RequestTimeoutError` (``.sent`` tells whether a
+        task may have been started).
+        """
+        deadline = wait_deadline(self._caller, timeout, policy)
+        task = await self._start(segment_id, resource_id, database_id, None, None, deadline)
+        return await task.wait(timeout=remaining(deadline), policy=policy, on_progress=on_progress)
 
     def refresh_many(
         self,
