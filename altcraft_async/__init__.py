@@ -19,9 +19,9 @@ Imports flow downward only::
     testing/          FakeAltcraft and the pytest plugin; the modules above never import it
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
-from ._awaiter import Task
+from ._awaiter import DEFAULT, Task, UseDefault
 from ._client import AltcraftClient
 from ._errors import (
     AltcraftError,
@@ -60,13 +60,13 @@ from .models import (
     TaskStatus,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._feedback import FeedbackReceiver
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # FeedbackReceiver needs aiohttp.web; import it only when push is actually used
     if name == "FeedbackReceiver":
         from ._feedback import FeedbackReceiver
@@ -76,6 +76,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT",
     "APIError",
     "AltcraftClient",
     "AltcraftError",
@@ -115,5 +116,6 @@ __all__ = [
     "TaskStatus",
     "TaskTimeoutError",
     "TransportError",
+    "UseDefault",
     "__version__",
 ]

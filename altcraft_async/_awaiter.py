@@ -15,6 +15,7 @@ cancel scopes cost about 0.6 KB more per wait and still cancel it from outside a
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import json
 import math
@@ -24,7 +25,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 
@@ -49,6 +50,7 @@ __all__ = [
     "SharedPoll",
     "Task",
     "TaskSource",
+    "UseDefault",
     "parse_resume_token",
     "remaining",
     "wait_limit",
@@ -73,13 +75,18 @@ _POLL_RETRY = RetryPolicy()
 ProgressCallback = Callable[[TaskStatus], Awaitable[None] | None]
 
 
-class _Default:
+class UseDefault(enum.Enum):
+    """The type of :data:`DEFAULT`: "use the poll policy's timeout", told apart from
+    ``timeout=None`` (no limit) in signatures that type-check."""
+
+    DEFAULT = "DEFAULT"
+
     def __repr__(self) -> str:
         return "DEFAULT"
 
 
-#: "Use the policy's timeout": distinguishes an omitted ``timeout`` from ``timeout=None``.
-DEFAULT: Any = _Default()
+#: "Use the policy's timeout": the default of every ``timeout`` of a wait.
+DEFAULT: Final = UseDefault.DEFAULT
 
 
 class TaskSource(Protocol):
@@ -230,7 +237,7 @@ class Task:
     async def wait(
         self,
         *,
-        timeout: float | None = DEFAULT,
+        timeout: float | UseDefault | None = DEFAULT,
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> list[CountersSnapshot]:
@@ -253,7 +260,7 @@ class Task:
 
     async def _poll_until_done(
         self,
-        timeout: float | None,
+        timeout: float | UseDefault | None,
         policy: PollPolicy | None,
         report: Callable[[TaskStatus], Awaitable[None]],
     ) -> list[CountersSnapshot]:
@@ -267,7 +274,7 @@ class Task:
     async def _race_push_and_poll(
         self,
         push: PushWaiter,
-        timeout: float | None,
+        timeout: float | UseDefault | None,
         policy: PollPolicy | None,
         report: Callable[[TaskStatus], Awaitable[None]],
     ) -> list[CountersSnapshot]:
@@ -310,7 +317,7 @@ class Task:
         return first
 
     async def watch(
-        self, *, timeout: float | None = DEFAULT, policy: PollPolicy | None = None
+        self, *, timeout: float | UseDefault | None = DEFAULT, policy: PollPolicy | None = None
     ) -> AsyncGenerator[TaskStatus, None]:
         """Yield each change of status or progress until the task succeeds.
 
@@ -404,7 +411,7 @@ class Task:
             shared.notify()
 
 
-def wait_limit(timeout: float | None, policy: PollPolicy) -> float | None:
+def wait_limit(timeout: float | UseDefault | None, policy: PollPolicy) -> float | None:
     """The seconds a wait may take: ``timeout``, or the policy's when it is omitted (DEFAULT);
     None is no limit. Anything else than a positive number or None is InvalidRequestError."""
     limit = policy.timeout if timeout is DEFAULT else timeout

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .._awaiter import Task, wait_limit
+from .._awaiter import Task, UseDefault, wait_limit
 from .._fanout import FanOut
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
@@ -55,7 +55,9 @@ class Caller(Protocol):
     ) -> FanOut[RefT]: ...
 
 
-def wait_deadline(caller: Caller, timeout: float | None, policy: PollPolicy | None) -> float | None:
+def wait_deadline(
+    caller: Caller, timeout: float | UseDefault | None, policy: PollPolicy | None
+) -> float | None:
     """The ``time.monotonic()`` deadline of a refresh-and-wait, checked before anything is
     sent: it covers the start request too, not only the polls after it."""
     limit = wait_limit(timeout, policy or caller.default_poll_policy)

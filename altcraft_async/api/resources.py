@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._awaiter import DEFAULT, ProgressCallback, Task, remaining
+from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault, remaining
 from .._errors import InvalidRequestError
 from .._fanout import FanOut
 from .._poll import PollPolicy
@@ -90,7 +90,7 @@ class ResourcesAPI:
         resource_id: int,
         database_id: int,
         feedback: Feedback | FeedbackReceiver | None = None,
-        timeout: float | None = DEFAULT,
+        timeout: float | UseDefault | None = DEFAULT,
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> list[CountersSnapshot]:
@@ -109,7 +109,7 @@ class ResourcesAPI:
         refs: Iterable[ResourceRef],
         *,
         concurrency: int = 50,
-        timeout: float | None = DEFAULT,
+        timeout: float | UseDefault | None = DEFAULT,
         policy: PollPolicy | None = None,
         fail_fast: bool = False,
     ) -> FanOut[ResourceRef]:

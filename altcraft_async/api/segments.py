@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._awaiter import DEFAULT, ProgressCallback, Task, remaining
+from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault, remaining
 from .._errors import InvalidRequestError
 from .._fanout import FanOut
 from .._poll import PollPolicy
@@ -84,7 +84,7 @@ class SegmentsAPI:
         segment_id: int,
         resource_id: int,
         database_id: int | None = None,
-        timeout: float | None = DEFAULT,
+        timeout: float | UseDefault | None = DEFAULT,
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> list[CountersSnapshot]:
@@ -103,7 +103,7 @@ class SegmentsAPI:
         refs: Iterable[SegmentRef],
         *,
         concurrency: int = 50,
-        timeout: float | None = DEFAULT,
+        timeout: float | UseDefault | None = DEFAULT,
         policy: PollPolicy | None = None,
         fail_fast: bool = False,
     ) -> FanOut[SegmentRef]:

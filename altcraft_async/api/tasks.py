@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._awaiter import DEFAULT, ProgressCallback, Task, parse_resume_token
+from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault, parse_resume_token
 from .._errors import InvalidRequestError
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
@@ -52,7 +52,7 @@ class TasksAPI:
         self,
         task_id: str,
         *,
-        timeout: float | None = DEFAULT,
+        timeout: float | UseDefault | None = DEFAULT,
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> list[CountersSnapshot]:

@@ -1,0 +1,83 @@
+"""The public surface: ``altcraft_async.__all__`` is exactly the names users may import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import altcraft_async
+
+#: DESIGN.md's fixed names plus what was added since; a change here is a change of the API.
+PUBLIC = {
+    "DEFAULT",
+    "APIError",
+    "AltcraftClient",
+    "AltcraftError",
+    "AuthenticationError",
+    "Backoff",
+    "BadRequestError",
+    "ChannelCounters",
+    "ClientClosedError",
+    "CounterStatus",
+    "CountersSnapshot",
+    "DecodeError",
+    "EventHookMap",
+    "FanOut",
+    "Feedback",
+    "FeedbackReceiver",
+    "HTTPStatusError",
+    "InvalidRequestError",
+    "Match",
+    "NumericProperty",
+    "Outcome",
+    "PermissionDeniedError",
+    "PollPolicy",
+    "QueueGroup",
+    "RateLimiter",
+    "RelationInfo",
+    "RequestEvent",
+    "RequestTimeoutError",
+    "ResourceRef",
+    "ResponseEvent",
+    "RetryPolicy",
+    "SegmentRef",
+    "SenderQueueStats",
+    "TariffLimitError",
+    "Task",
+    "TaskFailedError",
+    "TaskRef",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TransportError",
+    "UseDefault",
+    "__version__",
+}
+
+
+def test_all_is_exactly_the_public_names() -> None:
+    assert set(altcraft_async.__all__) == PUBLIC
+    assert len(altcraft_async.__all__) == len(PUBLIC)  # no duplicates
+
+
+def test_every_public_name_resolves_and_nothing_public_is_unlisted() -> None:
+    for name in altcraft_async.__all__:
+        assert getattr(altcraft_async, name) is not None, name
+    public_attributes = {
+        name
+        for name, value in vars(altcraft_async).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public_attributes <= PUBLIC
+
+
+def test_importing_the_sdk_does_not_load_the_fake_or_the_push_receiver() -> None:
+    code = (
+        "import sys, altcraft_async; "
+        "print(sorted(m for m in sys.modules if m.startswith(('altcraft_async.testing', "
+        "'altcraft_async._feedback', 'aiohttp.web'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
