@@ -5,7 +5,8 @@ Imports flow downward only::
 
     _errors           the exception tree (stdlib only)
     models/           frozen attrs models; _checks: argument checks shared with _sansio
-    _codec            bytes <-> plain data (JSON, XML) and the cattrs converters
+    _codec            bytes <-> plain data (JSON, XML), the cattrs converters (the tolerant
+                      reader), to_builtins / from_builtins
     _sansio           endpoint specs -> request bytes; reply bytes -> model or error (no I/O)
     _poll, _retry     poll and retry policies as pure logic (never sleep)
     _events           request/response events and the event_hooks that receive them
@@ -23,6 +24,7 @@ import typing as _typing
 
 from ._awaiter import DEFAULT, Task, UseDefault
 from ._client import AltcraftClient
+from ._codec import from_builtins, to_builtins
 from ._errors import (
     AltcraftError,
     APIError,
@@ -118,4 +120,6 @@ __all__ = [
     "TransportError",
     "UseDefault",
     "__version__",
+    "from_builtins",
+    "to_builtins",
 ]

@@ -46,8 +46,10 @@ __all__ = [
     "encode",
     "escape_xml",
     "excerpt",
+    "from_builtins",
     "parse",
     "structure",
+    "to_builtins",
     "unstructure",
     "without_bom",
 ]
@@ -528,7 +530,18 @@ def _make_converter(fmt: Format) -> cattrs.Converter:
     converter.register_structure_hook(TaskStatus, _task_status_hook(converter))
     converter.register_unstructure_hook(datetime, _unstructure_datetime)
     converter.register_unstructure_hook(NumericProperty, _unstructure_numeric)
+    converter.register_unstructure_hook(TaskStatus, _unstructure_status(converter))
     return converter
+
+
+def _unstructure_status(converter: cattrs.Converter) -> Callable[[TaskStatus], dict[str, Any]]:
+    """A status in the wire's shape: a failed task's ``result`` is what it sent as one."""
+
+    def plain(status: TaskStatus) -> dict[str, Any]:
+        result = status.failure_result if status.failed else converter.unstructure(status.result)
+        return {"status": status.status, "progress": status.progress, "result": result}
+
+    return plain
 
 
 def _unstructure_datetime(value: datetime) -> str:
@@ -588,3 +601,21 @@ def structure(
 def unstructure(obj: Any) -> Any:
     """Plain data of a model, ready for :func:`encode` (datetimes as ISO 8601 with ``Z``)."""
     return _converter("json").unstructure(obj)
+
+
+def to_builtins(value: Any) -> Any:
+    """Any model, or list, tuple or dict of models, as JSON-ready builtins (dicts, lists,
+    str, int, float, bool, None) with the wire's field names and ISO 8601 timestamps.
+
+    What a web framework can return as JSON, a cache can store, or a queue can carry;
+    :func:`from_builtins` reads it back. A failed :class:`TaskStatus` carries its
+    ``failure_result`` as ``result``, as the wire did.
+    """
+    return unstructure(value)
+
+
+def from_builtins(cls: type[T], data: Any) -> T:
+    """Read builtins (as :func:`to_builtins` makes, or a JSON reply's ``data``) back as
+    ``cls``: a model class or e.g. ``list[ChannelCounters]``, by the same tolerant rules as a
+    reply. Raises :class:`DecodeError` when the data does not fit."""
+    return structure(data, cls, "json", endpoint="from_builtins")

@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from altcraft_async import AltcraftClient, AltcraftError, InvalidRequestError
-from altcraft_async._codec import unstructure
+from altcraft_async import AltcraftClient, AltcraftError, InvalidRequestError, to_builtins
 from altcraft_async.testing import client_from_env
 
 CLIENT = web.AppKey("altcraft_client", AltcraftClient)
@@ -41,7 +40,7 @@ async def segment_counters(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=str(exc)) from None
     except AltcraftError as exc:
         raise web.HTTPBadGateway(text=f"Altcraft: {exc}") from None
-    return web.json_response(unstructure(snapshots))
+    return web.json_response(to_builtins(snapshots))
 
 
 def make_app() -> web.Application:

@@ -52,6 +52,8 @@ PUBLIC = {
     "TransportError",
     "UseDefault",
     "__version__",
+    "from_builtins",
+    "to_builtins",
 }
 
 
