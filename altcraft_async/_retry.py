@@ -91,7 +91,13 @@ def http_status_of(error: AltcraftError) -> int | None:
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None.
+
+    The header comes from the network: whatever it holds ends in a number (``inf`` for a
+    delta too long for a float, which is then beyond any cap) or None, never an exception. A
+    date that cannot be represented (the parser overflows on a year or day of 20 digits) is
+    as unreadable as any other garbage, and ignored: the policy's own backoff applies.
+    """
     if not value:
         return None
     value = value.strip()
@@ -99,8 +105,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - now).total_seconds())
+    except (TypeError, ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())

@@ -1,27 +1,35 @@
 """The only module that touches aiohttp: send a prepared request, retry, rate-limit, map errors.
 
-Every aiohttp and OS exception is mapped to ours in :func:`_send_once`, so callers see only
-the tree of ``_errors`` (and whatever their own ``event_hooks`` raise). The aiohttp session
-is created lazily inside the running loop (a client can be built outside one) and is bound
-to that loop from then on.
+Every aiohttp and OS exception is mapped to ours in :meth:`Transport._exchange`, so callers
+see only the tree of ``_errors`` (and whatever their own ``event_hooks`` raise). The aiohttp
+session is created lazily inside the running loop (a client can be built outside one) and is
+bound to that loop from then on.
+
+Waiting that the client itself imposes (a free connection, a rate-limit slot, the pause before
+a retry) happens here, in :class:`_Waits`, outside the per-try timeout and cut short by
+``aclose``. Whether a failed try may have reached the server is told by aiohttp's
+``on_request_headers_sent`` trace, which fires before the first byte of a request is written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import re
 import ssl
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import anyio
-import orjson
 
-from ._codec import Format, escape_xml
+from ._codec import Format
 from ._errors import (
     AltcraftError,
     APIError,
@@ -62,8 +70,11 @@ class RateLimiter:
         #: Slots given back while later ones were still taken: their end -> their start.
         self._freed: dict[float, float] = {}
 
-    async def acquire(self) -> float:
-        """Wait for the next slot; returns when the request asked for it (its pacing time)."""
+    async def acquire(self, sleep: Callable[[float], Awaitable[object]] = anyio.sleep) -> float:
+        """Wait for the next slot; returns when the request asked for it (its pacing time).
+
+        ``sleep`` waits for the slot: the client passes one that closing the client cuts short.
+        """
         now = time.monotonic()
         if self._freed:  # forget slots that are past by now
             self._freed = {end: start for end, start in self._freed.items() if end > now}
@@ -71,7 +82,7 @@ class RateLimiter:
         self._next_slot = after = slot + 1.0 / self.rate
         if slot > now:
             try:
-                await anyio.sleep(slot - now)
+                await sleep(slot - now)
             except BaseException:
                 self._give_back(slot, after)
                 raise
@@ -99,6 +110,217 @@ class RateLimiter:
     def on_success(self) -> None:
         if self.adaptive and self.rate < self.max_rate:
             self.rate = min(self.max_rate, self.rate * 1.05)
+
+
+class _Waits:
+    """The waits a client imposes on its own calls: a free connection (at most
+    ``max_connections`` requests at once), a rate-limit slot and the pause before a retry.
+
+    Queueing for a connection happens here rather than in aiohttp's pool, so the per-try
+    timeout (aiohttp's, started by ``session.post``) is never spent waiting behind the client's
+    other calls, and a call timed out in the queue is known never to have left. :meth:`close`
+    ends every wait at once with ClientClosedError (a waiter's future gets False).
+    """
+
+    def __init__(self, connections: int) -> None:
+        self._free = connections
+        self._queue: deque[asyncio.Future[bool]] = deque()  # True: a connection handed over
+        self._sleeping: set[asyncio.Future[bool]] = set()  # True: slept its full length
+        self.closed = False
+
+    async def connection(self, endpoint: str) -> None:
+        """Take one of the connections; give it back with :meth:`release`."""
+        if self.closed:
+            raise _closed(endpoint)
+        if self._free and not self._queue:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(waiter)
+        try:
+            granted = await waiter
+        except BaseException:
+            # cancelled just after being handed a connection: pass it on (a cancelled waiter
+            # still in the queue is skipped by release)
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()
+            raise
+        if not granted:
+            raise _closed(endpoint)
+
+    def release(self) -> None:
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+        self._free += 1
+
+    async def sleep(self, delay: float, *, endpoint: str) -> None:
+        """Sleep ``delay`` seconds, or raise ClientClosedError as soon as the client closes."""
+        if self.closed:
+            raise _closed(endpoint)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(max(delay, 0.0), _wake, waiter)
+        self._sleeping.add(waiter)
+        try:
+            slept = await waiter
+        finally:
+            timer.cancel()
+            self._sleeping.discard(waiter)
+        if not slept:
+            raise _closed(endpoint)
+
+    def close(self) -> None:
+        self.closed = True
+        waiters = [*self._queue, *self._sleeping]
+        self._queue.clear()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(False)
+
+
+def _wake(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
+
+
+def _closed(endpoint: str, *, sent: bool = False) -> ClientClosedError:
+    if sent:  # a start cut off by close may still have created its task
+        return ClientClosedError(f"{endpoint}: the client was closed while the request was sent")
+    return ClientClosedError(f"{endpoint}: the client was closed")
+
+
+class _Try:
+    """How far one HTTP try got, to tell whether a failed one may have reached the server.
+
+    ``posting``: ``session.post`` was called (all that can be known of a caller's session).
+    ``writing``: aiohttp's ``on_request_headers_sent`` fired, which it does *before* writing
+    the first byte of the request; a try without it provably never wrote anything.
+    """
+
+    __slots__ = ("posting", "writing")
+
+    def __init__(self) -> None:
+        self.posting = False
+        self.writing = False
+
+    def may_have_sent(self, traced: bool) -> bool:
+        return self.writing if traced else self.posting
+
+
+#: The try in progress in this task; read by the trace hook aiohttp awaits in the same task.
+_CURRENT_TRY: ContextVar[_Try | None] = ContextVar("altcraft_async_try", default=None)
+
+
+async def _on_request_headers_sent(session: Any, context: Any, params: Any) -> None:
+    current = _CURRENT_TRY.get()
+    if current is not None:
+        current.writing = True
+
+
+def _sending_trace() -> aiohttp.TraceConfig:
+    """The trace config of the client's own session (first, so that it is never late)."""
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(_on_request_headers_sent)
+    return config
+
+
+class _Scrubber:
+    """Blanks the client's secrets out of what the network sent back, however escaped.
+
+    A proxy or server that echoes the request puts the token in the reply, and errors quote
+    replies. The token may come back as sent or escaped differently: backslash escapes (JSON
+    ``\\u0074``, ``\\/``, Python's ``\\x74``, escaped again any number of times), XML and
+    HTML character references (``&#x74;``, ``&#116;``, ``&amp;``, escaped again as
+    ``&amp;#116;``), percent-encoding, any mix of these character by character, or UTF-16/32.
+    Each secret is one pattern whose every character accepts every form; all alternatives start
+    with a literal byte, which lets the regex engine skip ahead quickly.
+    """
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        unique = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+        self._patterns = tuple(
+            re.compile(b"".join(map(_escaped_char, secret))) for secret in unique
+        )
+        self._wide = tuple(
+            secret.encode(codec)
+            for secret in unique
+            for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self._patterns)
+
+    def data(self, data: bytes) -> bytes:
+        for wide in self._wide:
+            data = data.replace(wide, b"***")
+        for pattern in self._patterns:
+            data = pattern.sub(b"***", data)
+        return data
+
+    def text(self, text: str) -> str:
+        raw = text.encode("utf-8", "surrogatepass")
+        scrubbed = self.data(raw)
+        return text if scrubbed == raw else scrubbed.decode("utf-8", "surrogatepass")
+
+    def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """``headers`` itself when no value holds a secret, else a scrubbed copy."""
+        scrubbed = {name: self.text(value) for name, value in headers.items()}
+        return headers if scrubbed == dict(headers) else scrubbed
+
+    def error(self, error: AltcraftError) -> None:
+        """Scrub the parts of an error that come from the reply, in place, and their quotes
+        in its message (the SDK's own words, the endpoint name say, are left alone). What no
+        escaping explains, a secret split by XML markup, shows whole in decoded text."""
+        for name in ("excerpt", "error_text"):
+            value = getattr(error, name, None)
+            if not isinstance(value, str) or not value:
+                continue
+            clean = self.text(value)
+            if clean == value:
+                continue
+            setattr(error, name, clean)
+            error.args = tuple(
+                arg.replace(repr(value), repr(clean)).replace(value, clean)
+                if isinstance(arg, str)
+                else arg
+                for arg in error.args
+            )
+        headers = getattr(error, "headers", None)
+        if headers:
+            error.headers = dict(self.headers(headers))  # type: ignore[attr-defined]
+
+
+_CONTROL_ESCAPES = {"\b": b"b", "\f": b"f", "\n": b"n", "\r": b"r", "\t": b"t"}
+_XML_NAMES = {"&": b"amp", "<": b"lt", ">": b"gt", '"': b"quot", "'": b"apos"}
+
+
+def _escaped_char(char: str) -> bytes:
+    """A regex matching ``char`` in any of the forms :class:`_Scrubber` names."""
+    code = ord(char)
+    raw = char.encode()
+    if code < 0x10000:
+        escapes = [rb"(?i:u%04x)" % code]
+    else:  # JSON writes it as a surrogate pair
+        high, low = divmod(code - 0x10000, 0x400)
+        escapes = [rb"(?i:u%04x)\\+(?i:u%04x)" % (0xD800 + high, 0xDC00 + low)]
+    escapes += [rb"(?i:U%08x)" % code, re.escape(raw)]  # \U0001f600, and \/ \" \' \\
+    if code < 0x100:
+        escapes.append(rb"(?i:x%02x)" % code)
+    if char in _CONTROL_ESCAPES:
+        escapes.append(_CONTROL_ESCAPES[char])
+    references = [rb"#(?i:x)0*(?i:%x);" % code, rb"#0*%d;" % code]
+    if char in _XML_NAMES:
+        references.append(_XML_NAMES[char] + b";")
+    forms = [
+        re.escape(raw),
+        rb"\\\\*(?:" + b"|".join(escapes) + b")",  # one or more backslashes
+        rb"&(?:amp;)*(?:" + b"|".join(references) + b")",
+        b"".join(rb"%%(?i:%02x)" % byte for byte in raw),
+    ]
+    return b"(?:" + b"|".join(forms) + b")"
 
 
 class Transport:
@@ -130,14 +352,15 @@ class Transport:
         self._trace_configs = list(trace_configs)
         self._headers = dict(headers or {})
         self._hooks = hooks or EventHooks()
-        #: The tokens as they appear in request bodies, blanked out of a failed reply that
-        #: echoes one, since errors quote the start of the reply.
-        self._secret_forms = _secret_forms(secrets)
+        #: Blanks the tokens out of a failed reply that echoes one (errors quote replies).
+        self._scrub = _Scrubber(secrets)
         self._session = session
         self._owns_session = session is None
+        #: Only the client's own session carries the trace that tells when a try was written.
+        self._traced = self._owns_session
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._closing: asyncio.Event | None = None  # set by aclose; made by a retry's sleep
+        self._waits = _Waits(max_connections)
         self._random = random.Random()
         # ClientTimeout is frozen: reuse the last one while the per-try timeout is the same.
         self._client_timeout = aiohttp.ClientTimeout(total=timeout)
@@ -175,7 +398,7 @@ class Transport:
             connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                trace_configs=self._trace_configs or None,
+                trace_configs=[_sending_trace(), *self._trace_configs],
                 # None, not {}: default headers make aiohttp merge header dicts on every request
                 headers=self._headers or None,
             )
@@ -193,8 +416,12 @@ class Transport:
             )
         self._closed = True
         ended = self.loop_ended  # nothing of an ended loop can be woken or awaited any more
-        if self._closing is not None and not ended:
-            self._closing.set()  # calls sleeping before a retry stop now
+        if not ended:
+            if self.bound_elsewhere():  # a caller's session, closed from another thread
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._waits.close)
+            else:
+                self._waits.close()  # queued calls and retry sleeps end now
         session, self._session = self._session, None
         if session is None or not self._owns_session or session.closed:
             return
@@ -234,13 +461,16 @@ class Transport:
         while True:
             # per try: the client may have been closed while the last one was in flight
             session = self._session_for_loop()
+            progress = _Try()
             try:
                 if policy.deadline is None:
-                    return await self._send_once(session, spec, request, fmt, per_try, attempt)
+                    return await self._send_once(
+                        session, spec, request, fmt, per_try, attempt, progress
+                    )
                 left = policy.deadline - (time.monotonic() - started)
                 within = min(per_try, max(left, 0.001))
-                sending = self._send_once(session, spec, request, fmt, within, attempt)
-                return await _by_deadline(sending, left, spec.name)
+                sending = self._send_once(session, spec, request, fmt, within, attempt, progress)
+                return await _by_deadline(sending, left, spec.name, progress, self._traced)
             except AltcraftError as error:
                 attempt += 1
                 if attempt >= policy.attempts or not policy.should_retry(
@@ -257,18 +487,8 @@ class Transport:
                 logger.debug(
                     "%s retry %d in %.3fs after %s", spec.name, attempt, delay, type(error).__name__
                 )
-                await self._sleep_unless_closed(delay)
-
-    async def _sleep_unless_closed(self, delay: float) -> None:
-        """Sleep before a retry, cut short by :meth:`aclose` (the next try then raises
-        ClientClosedError instead of waiting out a long ``Retry-After``)."""
-        if self._closing is None:
-            self._closing = asyncio.Event()
-        try:
-            async with asyncio.timeout(delay):
-                await self._closing.wait()
-        except TimeoutError:
-            pass
+            # outside the except block: a ClientClosedError does not carry the error as context
+            await self._waits.sleep(delay, endpoint=spec.name)
 
     async def _send_once(
         self,
@@ -278,44 +498,27 @@ class Transport:
         fmt: Format,
         timeout: float,
         attempt: int,
+        progress: _Try,
     ) -> Any:
+        """One try: a rate-limit slot, a connection, the hooks, the exchange, the decoding."""
         paced_at = 0.0
+        waits = self._waits
         if self.rate_limiter is not None:
-            paced_at = await self.rate_limiter.acquire()
+            paced_at = await self.rate_limiter.acquire(
+                functools.partial(waits.sleep, endpoint=spec.name)
+            )
         url = self.base_url + request.path
         hooks = self._hooks
-        if hooks.request:
-            await emit(hooks.request, RequestEvent(spec.name, url, attempt + 1))
-        started = time.monotonic()
-        client_timeout = self._client_timeout
-        if client_timeout.total != timeout:
-            client_timeout = self._client_timeout = aiohttp.ClientTimeout(total=timeout)
-        status: int | None = None
-        headers: Mapping[str, str] = {}
-        body = b""
-        failure: AltcraftError | None = None
+        await waits.connection(spec.name)
         try:
-            async with session.post(
-                url,
-                data=request.body,
-                headers=request.headers,
-                timeout=client_timeout,
-                # a redirect would re-send the body, token included, to wherever it points
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                headers = response.headers
-                body = await self._read_body(response, spec)
-        except AltcraftError as error:  # the reply is over max_response_size
-            failure = error
-        except Exception as exc:
-            failure = _transport_error(exc, spec.name, timeout)
-            if failure is None:
-                if not (session.closed and isinstance(exc, RuntimeError)):
-                    raise
-                # closed under this try (its rate-limit slot or hooks awaited meanwhile):
-                # aiohttp says so with a bare RuntimeError
-                failure = ClientClosedError(f"{spec.name}: the client was closed")
+            if hooks.request:
+                await emit(hooks.request, RequestEvent(spec.name, url, attempt + 1))
+            started = time.monotonic()
+            status, headers, body, failure = await self._exchange(
+                session, spec, request, url, timeout, progress
+            )
+        finally:
+            waits.release()
         elapsed = time.monotonic() - started
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -345,22 +548,78 @@ class Transport:
             limiter.on_success()
         return result
 
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        spec: EndpointSpec,
+        request: PreparedRequest,
+        url: str,
+        timeout: float,
+        progress: _Try,
+    ) -> tuple[int | None, Mapping[str, str], bytes, AltcraftError | None]:
+        """The HTTP request itself: (status, headers, body, None), or the failure as ours.
+
+        The per-try timeout starts here, once the call holds a connection slot.
+        """
+        client_timeout = self._client_timeout
+        if client_timeout.total != timeout:
+            client_timeout = self._client_timeout = aiohttp.ClientTimeout(total=timeout)
+        status: int | None = None
+        headers: Mapping[str, str] = {}
+        reset = _CURRENT_TRY.set(progress)
+        try:
+            progress.posting = True
+            async with session.post(
+                url,
+                data=request.body,
+                headers=request.headers,
+                timeout=client_timeout,
+                # a redirect would re-send the body, token included, to wherever it points
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                headers = response.headers
+                return status, headers, await self._read_body(response, spec), None
+        except AltcraftError as error:  # the reply is over max_response_size
+            return status, headers, b"", error
+        except Exception as exc:
+            # closed under this try: aiohttp saw its connection go, or says so with a bare
+            # RuntimeError (a caller's session closed by its owner)
+            sent = progress.may_have_sent(self._traced)
+            if self._closed or (session.closed and isinstance(exc, RuntimeError)):
+                return status, headers, b"", _closed(spec.name, sent=sent)
+            failure = _transport_error(exc, spec.name, timeout, sent, self._scrub.text)
+            if failure is None:
+                raise
+            return status, headers, b"", failure
+        finally:
+            _CURRENT_TRY.reset(reset)
+
     def _decode(
         self, spec: EndpointSpec, status: int, headers: Mapping[str, str], body: bytes, fmt: Format
     ) -> Any:
-        """:func:`decode_reply`, but an error about a reply that holds a token (a proxy or
-        server echoing the request) is made again from the reply with the token blanked out,
-        since errors quote the start of the reply. Good replies are decoded as they came."""
+        """:func:`decode_reply`, but an error about a reply that holds a secret (a proxy or
+        server echoing the request) is made again from the reply with every form of every
+        secret blanked out, since errors quote replies. Good replies are decoded as they came
+        (a short token must not damage them)."""
+        scrub = self._scrub
         try:
             return decode_reply(spec, status, headers, body, fmt)
-        except AltcraftError:
-            scrubbed = body
-            for form in self._secret_forms:
-                scrubbed = scrubbed.replace(form, b"***")
-            if scrubbed == body:
+        except AltcraftError as error:
+            if not scrub:
+                raise
+            clean_body, clean_headers = scrub.data(body), scrub.headers(headers)
+            if clean_body == body and clean_headers is headers:
+                scrub.error(error)
                 raise
         # outside the except block: the first error is not kept as __context__ either
-        return decode_reply(spec, status, headers, scrubbed, fmt)
+        try:
+            decode_reply(spec, status, clean_headers, clean_body, fmt)
+        except AltcraftError as error:
+            scrub.error(error)
+            raise
+        # only the blanking made it readable: no value can be trusted
+        raise DecodeError("the reply echoes a credential", endpoint=spec.name, transient=False)
 
     async def _read_body(self, response: aiohttp.ClientResponse, spec: EndpointSpec) -> bytes:
         """The whole body, or a DecodeError past ``max_response_size`` (not transient: the
@@ -387,41 +646,62 @@ class Transport:
         return b"".join(chunks)
 
 
-async def _by_deadline(sending: Coroutine[Any, Any, Any], left: float, endpoint: str) -> Any:
+async def _by_deadline(
+    sending: Coroutine[Any, Any, Any], left: float, endpoint: str, progress: _Try, traced: bool
+) -> Any:
     """Await one try within the ``left`` seconds of the retry deadline, the wait for a
-    rate-limit slot and the hooks included."""
+    rate-limit slot or a connection and the hooks included."""
     try:
         async with asyncio.timeout(max(left, 0.0)) as deadline:
             return await sending
     except TimeoutError:
         if not deadline.expired():  # the try's own timeout, or a hook's: not the deadline
             raise
-    raise RequestTimeoutError(f"{endpoint}: no reply within the retry deadline", endpoint=endpoint)
+    raise RequestTimeoutError(
+        f"{endpoint}: no reply within the retry deadline",
+        endpoint=endpoint,
+        sent=progress.may_have_sent(traced),
+    )
 
 
-def _secret_forms(secrets: Sequence[str]) -> tuple[bytes, ...]:
-    """Each secret as raw UTF-8 and as encoded in a JSON or XML request body."""
-    forms: set[bytes] = set()
-    for secret in secrets:
-        if secret:
-            forms.add(secret.encode())
-            forms.add(orjson.dumps(secret)[1:-1])
-            forms.add(escape_xml(secret).encode())
-    return tuple(sorted(forms, key=len, reverse=True))
+#: Longest part of an aiohttp or OS error message kept in ours (some quote the reply).
+_DETAIL_LIMIT = 200
 
 
-def _transport_error(exc: Exception, endpoint: str, timeout: float) -> TransportError | None:
-    """The one place where aiohttp and OS exceptions become ours (None: not one of them)."""
+def _transport_error(
+    exc: Exception, endpoint: str, timeout: float, sent: bool, scrub: Callable[[str], str]
+) -> TransportError | None:
+    """The one place where aiohttp and OS exceptions become ours (None: not one of them).
+
+    ``sent``: whether the try may have written its request; an error of the connect phase
+    says no whatever the trace says.
+    """
     if isinstance(exc, aiohttp.ClientSSLError):  # certificate or handshake: no retry fixes it
         return TransportError(
-            f"{endpoint}: TLS error: {exc}", endpoint=endpoint, sent=False, transient=False
+            f"{endpoint}: TLS error: {_detail(exc, scrub)}",
+            endpoint=endpoint,
+            sent=False,
+            transient=False,
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return TransportError(
             f"{endpoint}: cannot connect: {exc.os_error}", endpoint=endpoint, sent=False
         )
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return RequestTimeoutError(f"{endpoint}: no reply within {timeout:.3g}s", endpoint=endpoint)
+        connecting = isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ()))
+        return RequestTimeoutError(
+            f"{endpoint}: no reply within {timeout:.3g}s",
+            endpoint=endpoint,
+            sent=sent and not connecting,
+        )
     if isinstance(exc, aiohttp.ClientError | OSError):
-        return TransportError(f"{endpoint}: {type(exc).__name__}: {exc}", endpoint=endpoint)
+        return TransportError(
+            f"{endpoint}: {type(exc).__name__}: {_detail(exc, scrub)}", endpoint=endpoint, sent=sent
+        )
     return None
+
+
+def _detail(exc: Exception, scrub: Callable[[str], str]) -> str:
+    """An exception's message, short and without secrets (aiohttp quotes bad reply lines)."""
+    text = scrub(str(exc))
+    return text if len(text) <= _DETAIL_LIMIT else text[:_DETAIL_LIMIT] + "..."

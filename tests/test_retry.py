@@ -59,6 +59,11 @@ def test_should_retry(error: AltcraftError, read: bool, start: bool, start_opted
         ("", None),
         ("soon", None),
         ("-5", None),
+        # absurd dates from the network: ignored (raised OverflowError), or beyond any cap
+        ("Mon, 01 Jan 99999999999999999999 00:00:00 GMT", None),
+        ("Mon, -6210762351 Jan 0 0:0:0 GMT", None),
+        ("Fri, 31 Dec 9999 23:59:59 -2359", 251_635_118_339.0),  # past datetime.max in UTC
+        ("9" * 400, float("inf")),
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:

@@ -1,0 +1,594 @@
+"""Hardening (issue 18): what an adversary broke, each through the public API on real sockets.
+
+Every test drives a real client or receiver against ``FakeAltcraft`` over loopback, or against
+a small raw server written here (a TLS port that never answers, a reply with a hostile header,
+an echoing proxy); attackers are raw sockets. Each test failed before its fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import time
+import traceback
+import urllib.parse
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+from helpers import small_platform
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from altcraft_async import (
+    AltcraftClient,
+    AltcraftError,
+    Backoff,
+    ClientClosedError,
+    FeedbackReceiver,
+    HTTPStatusError,
+    InvalidRequestError,
+    RequestEvent,
+    RequestTimeoutError,
+    ResponseEvent,
+    RetryPolicy,
+    SegmentRef,
+    TransportError,
+)
+from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
+
+pytestmark = pytest.mark.anyio
+
+# Tokens with every character JSON, XML, URLs and Python escape differently; SECRET in each.
+TOKEN = "u/SECRET-\"&<\u00e9\u20ac>'\\"
+ADMIN = "adm/SECRET-%#\U0001f600"
+MARKER = "SECRET"
+
+FAST = Backoff(initial=0.001, max_interval=0.005)
+NO_RETRY = RetryPolicy(attempts=1)
+SEG_GET = "segments/get_counters"
+SEG_REFRESH = "segments/refresh_counters"
+SEG = {"segment_id": 7, "resource_id": 24}
+
+
+@asynccontextmanager
+async def serve(**options: Any) -> AsyncIterator[FakeAltcraft]:
+    async with FakeAltcraft(
+        small_platform(), token=TOKEN, admin_token=ADMIN, shutdown_timeout=0.05, **options
+    ) as fake:
+        yield fake
+
+
+def client_of(url: str, **options: Any) -> AltcraftClient:
+    options.setdefault("token", TOKEN)
+    options.setdefault("admin_token", ADMIN)
+    options.setdefault("retry", RetryPolicy(backoff=FAST))
+    return AltcraftClient(url, **options)
+
+
+@asynccontextmanager
+async def web_server(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+    """A small aiohttp server answering every POST with ``handler``; yields its base URL."""
+    app = web.Application()
+    app.router.add_post("/{path:.*}", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.05)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+class RawServer:
+    """A TCP server running ``serve(reader, writer)`` per connection; counts connections and
+    closes every one it accepted when the test is done."""
+
+    def __init__(self, serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]):
+        self._serve = serve
+        self.connections = 0
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+
+async def until_closed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read and ignore everything, never answer (a TLS port that never shakes hands, or a
+    server that takes a request and never replies)."""
+    while await reader.read(65536):
+        pass
+
+
+# --- item 1: a call queued in the client's own pool is not "sent" ----------------------------
+
+
+async def test_calls_queued_for_a_connection_keep_their_whole_timeout() -> None:
+    """Before: with one connection and a 0.15 s server, 4 of 6 refreshes ended as
+    RequestTimeoutError(sent=True) after 0.4 s, though they never left the client."""
+    queued: list[object] = []
+
+    async def on_queued(session: Any, context: Any, params: Any) -> None:
+        queued.append(params)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_queued_start.append(on_queued)
+    tasks: list[Any] = []
+    async with serve() as fake:
+        fake.faults.script(SEG_REFRESH, Fault.delay(0.15))
+        options = {"max_connections": 1, "timeout": 0.4, "retry": NO_RETRY}
+        async with client_of(fake.url, trace_configs=[trace], **options) as client:
+
+            async def start() -> None:
+                tasks.append(await client.segments.refresh_counters(**SEG))
+
+            async with anyio.create_task_group() as group:
+                for _ in range(6):
+                    group.start_soon(start)
+        assert len(tasks) == 6 and len(fake.tasks) == 6
+    assert queued == []  # nothing ever waited in aiohttp's pool, under its timer
+
+
+@pytest.mark.parametrize(
+    ("scheme", "sent", "connections"),
+    [
+        # TLS handshake never answered: the request was never written, so a start is retried
+        ("https", False, 3),
+        # the request was written and never answered: it may have been processed
+        ("http", True, 1),
+    ],
+)
+async def test_a_start_that_never_wrote_its_request_says_so_and_is_retried(
+    scheme: str, sent: bool, connections: int
+) -> None:
+    """Before: both cases were RequestTimeoutError(sent=True), the start tried once."""
+    policy = RetryPolicy(attempts=3, backoff=FAST)
+    async with RawServer(until_closed) as server:
+        url = f"{scheme}://127.0.0.1:{server.port}"
+        async with client_of(url, ssl=False, timeout=0.1, retry=policy) as client:
+            with anyio.fail_after(5), pytest.raises(RequestTimeoutError) as info:
+                await client.segments.refresh_counters(**SEG)
+        assert info.value.sent is sent
+        assert server.connections == connections
+
+
+async def test_a_retry_deadline_spent_waiting_for_a_connection_is_not_sent() -> None:
+    """Before: the deadline error of a call still queued said sent=True."""
+    in_flight = anyio.Event()
+
+    def on_request(event: RequestEvent) -> None:
+        if event.endpoint == "segments.get_counters":
+            in_flight.set()
+
+    async with serve() as fake:
+        fake.faults.script(SEG_GET, Fault.delay(0.5))
+        options = {"max_connections": 1, "event_hooks": {"request": [on_request]}}
+        async with client_of(fake.url, **options) as client, anyio.create_task_group() as group:
+            group.start_soon(lambda: client.segments.get_counters(**SEG, retry=NO_RETRY))
+            await in_flight.wait()
+            with pytest.raises(RequestTimeoutError) as info:
+                await client.segments.refresh_counters(**SEG, retry=RetryPolicy(deadline=0.1))
+        assert info.value.sent is False
+        assert fake.calls(SEG_REFRESH) == 0
+
+
+# --- item 2: header values from the network end in a typed error or are ignored --------------
+
+ABSURD_RETRY_AFTER = [
+    "Mon, 01 Jan 99999999999999999999 00:00:00 GMT",  # raised OverflowError
+    "Mon, -6210762351 Jan 0 0:0:0 GMT",  # raised OverflowError
+    "Tue, 99 Foo 2026 99:99:99 GMT",
+    "\u00e9\u00e9\u00e9",
+]
+
+
+@pytest.mark.parametrize("retry_after", ABSURD_RETRY_AFTER)
+async def test_an_unreadable_retry_after_is_ignored_and_the_call_retried(retry_after: str) -> None:
+    """Before: the first two escaped as a raw OverflowError."""
+    calls = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return web.Response(status=429, headers={"Retry-After": retry_after}, text="slow")
+        return web.json_response({"error": 0, "error_text": "", "data": []})
+
+    async with web_server(handler) as url, client_of(url) as client:
+        with anyio.fail_after(5):
+            assert await client.segments.get_counters(**SEG) == []
+    assert calls == 2
+
+
+@pytest.mark.parametrize("retry_after", ["Fri, 31 Dec 9999 23:59:59 -2359", "9" * 400])
+async def test_a_retry_after_too_far_away_gives_up_with_the_http_error(retry_after: str) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": retry_after}, text="slow")
+
+    async with web_server(handler) as url, client_of(url) as client:
+        with pytest.raises(HTTPStatusError) as info:
+            await client.segments.get_counters(**SEG)
+    assert info.value.status == 429
+
+
+@settings(max_examples=300, deadline=None)
+@example(ABSURD_RETRY_AFTER[0])
+@example(ABSURD_RETRY_AFTER[1])
+@given(st.text(max_size=80) | st.from_regex(r"[A-Za-z]{3}, -?\d{1,25} [A-Za-z]{3} -?\d{1,25}.*"))
+def test_no_retry_after_value_makes_the_policy_raise(value: str) -> None:
+    error = HTTPStatusError("x", status=429, headers={"Retry-After": value})
+    delay = RetryPolicy().delay(0, error, 0.5, datetime(2026, 1, 1, tzinfo=UTC))
+    assert delay is None or delay >= 0
+
+
+async def test_one_absurd_retry_after_does_not_end_a_refresh_many() -> None:
+    """Before: a 429 with an unreadable date on one start ended the whole fan-out with a raw
+    OverflowError. Here a proxy in front of the fake refuses the second start so."""
+    starts = 0
+
+    async with serve(task_plan=TaskPlan.after_polls(1)) as fake:
+        upstream = aiohttp.ClientSession()
+
+        async def proxy(request: web.Request) -> web.Response:
+            nonlocal starts
+            body = await request.read()
+            if request.path.endswith(SEG_REFRESH):
+                starts += 1
+                if starts == 2:
+                    date = ABSURD_RETRY_AFTER[0]
+                    return web.Response(status=429, headers={"Retry-After": date}, text="wait")
+            headers = {"Content-Type": request.content_type}
+            async with upstream.post(fake.url + request.path, data=body, headers=headers) as r:
+                return web.Response(status=r.status, body=await r.read(), headers=headers)
+
+        try:
+            async with web_server(proxy) as url, client_of(url) as client:
+                refs = [SegmentRef(7, 24, 1), SegmentRef(8, 24, 1), SegmentRef(7, 24)]
+                with anyio.fail_after(10):
+                    async with client.segments.refresh_many(refs, concurrency=1) as outcomes:
+                        results = [outcome async for outcome in outcomes]
+        finally:
+            await upstream.close()
+    assert [outcome.error for outcome in results] == [None, None, None]
+    assert starts == 4  # the refused start was retried once
+
+
+# --- item 3: every escaping of every secret is scrubbed from errors --------------------------
+
+
+def utf16_units(text: str) -> list[int]:
+    data = text.encode("utf-16-be")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def forms_of(secret: str) -> dict[str, str]:
+    """The secret as a server or proxy might echo it back."""
+    json_u = "".join(f"\\u{unit:04x}" for unit in utf16_units(secret))
+    return {
+        "as sent": secret,
+        "json": json.dumps(secret)[1:-1],
+        "json, slash escaped": json.dumps(secret)[1:-1].replace("/", "\\/"),
+        "json, every char \\u": json_u,
+        "json, every char \\U upper": json_u.upper().replace("\\U", "\\u"),
+        "json in json": json.dumps(json.dumps(secret))[1:-1],
+        "json, mixed": "".join(
+            c if i % 2 else f"\\u{ord(c):04x}" for i, c in enumerate(secret) if ord(c) < 0x10000
+        )
+        + "".join(c for c in secret if ord(c) >= 0x10000),
+        "xml": html.escape(secret, quote=True),
+        "xml &#x..;": "".join(f"&#x{ord(c):X};" for c in secret),
+        "xml &#..;": "".join(f"&#{ord(c)};" for c in secret),
+        "xml escaped twice": "".join(f"&amp;#{ord(c)};" for c in secret),
+        "percent": urllib.parse.quote(secret, safe=""),
+        "python repr": repr(secret)[1:-1],
+        "python ascii": ascii(secret)[1:-1],
+    }
+
+
+def unescaped(text: str) -> list[str]:
+    """``text`` read back through every unescaping, to find a secret however it is shown."""
+    readings = [text, html.unescape(text), html.unescape(html.unescape(text))]
+    readings.append(urllib.parse.unquote(text))
+    for reading in list(readings):
+        try:
+            with warnings.catch_warnings():  # "invalid escape sequence" for \/ and the like
+                warnings.simplefilter("ignore", DeprecationWarning)
+                backslashes = reading.encode("latin-1", "backslashreplace").decode("unicode_escape")
+            readings.append(backslashes.encode("utf-16", "surrogatepass").decode("utf-16"))
+        except UnicodeError:
+            pass
+    return readings + [reading.replace("\x00", "") for reading in readings]  # UTF-16
+
+
+def shown(error: BaseException) -> str:
+    """Everything an error tracker would print of an error."""
+    parts = [str(error), repr(error), repr(vars(error)), "".join(traceback.format_exception(error))]
+    return "\n".join(parts)
+
+
+REPLIES: dict[str, Callable[[str], web.Response]] = {
+    "json envelope": lambda form: web.Response(
+        body=b'{"error": 400, "error_text": "bad token ' + form.encode() + b'"}',
+        content_type="application/json",
+    ),
+    "xml envelope": lambda form: web.Response(
+        body=b"<xml><error>400</error><error_text>bad " + form.encode() + b"</error_text></xml>",
+        content_type="application/xml",
+    ),
+    "html 502": lambda form: web.Response(
+        status=502, body=b"<p>token=" + form.encode() + b"</p>", content_type="text/html"
+    ),
+    "garbage 200": lambda form: web.Response(body=b"oops " + form.encode()),
+    "header of a 503": lambda form: web.Response(status=503, headers={"X-Debug": form}, text="x"),
+    # an encoding rather than an escaping: only the secret as sent is tried this way
+    "utf-16 body": lambda form: web.Response(status=500, body=form.encode("utf-16-le")),
+}
+
+
+@pytest.mark.parametrize("reply", sorted(REPLIES))
+@pytest.mark.parametrize("which", ["token", "admin token"])
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+async def test_an_echoed_secret_escaped_any_way_never_reaches_an_error(
+    reply: str, which: str, fmt: str
+) -> None:
+    """Before: the JSON ``\\/`` and ``\\u00XX`` forms and XML character references reached
+    the message, decoded back to the plain token."""
+    secret = TOKEN if which == "token" else ADMIN
+    forms = forms_of(secret)
+    current = ""
+
+    async def handler(request: web.Request) -> web.Response:
+        return REPLIES[reply](current)
+
+    leaks = []
+    async with web_server(handler) as url, client_of(url, format=fmt, retry=NO_RETRY) as client:
+        for name, form in forms.items():
+            if reply == "utf-16 body" and name != "as sent":
+                continue
+            current = form
+            with pytest.raises(AltcraftError) as info:
+                if which == "token":
+                    await client.segments.get_counters(**SEG)
+                else:
+                    await client.admin.sender_queue_stats(sender_id=1)
+            text = shown(info.value)
+            if any(MARKER in reading for reading in unescaped(text)):
+                leaks.append(f"{name}: {text[:300]}")
+    assert leaks == []
+
+
+async def test_a_secret_quoted_by_aiohttp_from_a_broken_reply_never_reaches_an_error() -> None:
+    """Before: aiohttp's message about a bad header line quoted the line, token and all."""
+    line = ascii(TOKEN)[1:-1].encode()
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + line + b"\r\n\r\n{}")
+        await writer.drain()
+
+    async with RawServer(reply) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        async with client_of(url, retry=NO_RETRY) as client:
+            with pytest.raises(TransportError) as info:
+                await client.segments.get_counters(**SEG)
+    text = shown(info.value)
+    assert "Content-Length" in text
+    assert not any(MARKER in reading for reading in unescaped(text))
+
+
+# --- item 4: closing ends every queued call and retry sleep at once --------------------------
+
+
+async def gather_errors(calls: list[Callable[[], Awaitable[Any]]], ended: list[Any]) -> None:
+    async def run(call: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await call()
+        except AltcraftError as error:
+            ended.append(error)
+
+    async with anyio.create_task_group() as group:
+        for call in calls:
+            group.start_soon(run, call)
+
+
+@pytest.mark.parametrize("queue", ["rate limit", "connection"])
+async def test_closing_ends_queued_calls_and_the_call_in_flight_at_once(queue: str) -> None:
+    """Before: with a rate limit of 2/s, the last of 6 calls ended 2.5 s after aclose; a
+    start in flight ended as TransportError(ServerDisconnected) instead of ClientClosedError."""
+    first_sent = anyio.Event()
+    ended: list[Any] = []
+    options: dict[str, Any] = {"rate_limit": 2} if queue == "rate limit" else {"max_connections": 1}
+    async with serve() as fake:
+        fake.faults.script(SEG_REFRESH, Fault.delay(5))
+        hooks = {"request": [lambda event: first_sent.set()]}
+        client = client_of(fake.url, event_hooks=hooks, **options)
+        calls = [lambda: client.segments.refresh_counters(**SEG)]
+        calls += [lambda: client.segments.get_counters(**SEG)] * 5
+        async with anyio.create_task_group() as group:
+            group.start_soon(gather_errors, calls, ended)
+            await first_sent.wait()
+            started = time.monotonic()
+            with anyio.fail_after(1):  # not the 2.5 s of the rate limit, nor the 5 s reply
+                await client.aclose()
+        took = time.monotonic() - started
+    assert [type(error) for error in ended] == [ClientClosedError] * 6
+    assert took < 1
+
+
+async def test_a_retry_sleep_that_begins_after_close_ends_at_once() -> None:
+    """Before: the 5 s of Retry-After were slept in full, then ClientClosedError."""
+    client: AltcraftClient | None = None
+
+    async def close_on_refusal(event: ResponseEvent) -> None:
+        if event.status == 429:
+            assert client is not None
+            await client.aclose()  # the call then decides to retry, and sleeps
+
+    async with serve() as fake:
+        fake.faults.next(SEG_GET, Fault.rate_limited(retry_after=5))
+        client = client_of(fake.url, event_hooks={"response": [close_on_refusal]})
+        with anyio.fail_after(1), pytest.raises(ClientClosedError):
+            await client.segments.get_counters(**SEG)
+        assert fake.calls(SEG_GET) == 1
+
+
+# --- items 5 to 7: the webhook receiver under attack -----------------------------------------
+
+
+class Dribbler:
+    """A raw client sending ``head`` then one byte of ``tail`` every ``pace`` seconds (a
+    slowloris); ``closed_after`` is when the server hung up on it, None while it has not."""
+
+    def __init__(self, port: int, head: bytes, tail: bytes, pace: float) -> None:
+        self.port, self.head, self.tail, self.pace = port, head, tail, pace
+        self.closed_after: float | None = None
+        self.answer = b""
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def listen() -> None:
+                    try:
+                        while chunk := await reader.read(65536):
+                            self.answer += chunk
+                    except ConnectionError:
+                        pass
+                    self.closed_after = time.monotonic() - started
+                    group.cancel_scope.cancel()
+
+                group.start_soon(listen)
+                writer.write(self.head)
+                for byte in self.tail:  # the attack: a byte now and then, forever
+                    await anyio.sleep(self.pace)
+                    writer.write(bytes([byte]))
+        except ConnectionError:
+            pass
+        finally:
+            writer.transport.abort()
+
+
+async def post(url: str, body: bytes) -> int:
+    async with aiohttp.ClientSession() as session, session.post(url, data=body) as response:
+        return response.status
+
+
+PUSHED = b'{"status":"completed","progress":100,"result":[]}'
+
+
+async def test_a_slowloris_cannot_hold_the_receivers_connections() -> None:
+    """Before: every dribbling connection stayed open (aiohttp's server has no header
+    deadline), so enough of them exhausted the process's file descriptors."""
+    head = b"POST /altcraft-feedback/x HTTP/1.1\r\nHost: a\r\n"
+    async with FeedbackReceiver(read_timeout=0.5, max_connections=4, secret=None) as receiver:
+        port = int(receiver.reserve().feedback.url.split(":")[2].split("/")[0])
+        attackers = [Dribbler(port, head, b"X-Slow: " + b"a" * 1000, 0.02) for _ in range(12)]
+        with anyio.fail_after(3):  # before: never
+            async with anyio.create_task_group() as group:
+                for attacker in attackers:
+                    group.start_soon(attacker.run)
+        times = sorted(a.closed_after for a in attackers if a.closed_after is not None)
+        assert len(times) == 12
+        assert times[7] < 0.4  # the 8 over the limit: closed at accept
+        assert 0.45 <= times[8] < 2  # the 4 admitted: closed at the header deadline
+        waiter = receiver.reserve()
+        assert await post(waiter.feedback.url, PUSHED) == 200  # the receiver still serves
+        assert waiter.status is not None and waiter.status.succeeded
+        assert receiver.open_connections <= 1
+
+
+async def test_a_body_dribbled_past_the_read_timeout_is_cut_off() -> None:
+    async with FeedbackReceiver(read_timeout=0.3, secret=None) as receiver:
+        waiter = receiver.reserve()
+        path = waiter.feedback.url.split("/", 3)[3]
+        port = int(waiter.feedback.url.split(":")[2].split("/")[0])
+        head = f"POST /{path} HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n".encode()
+        attacker = Dribbler(port, head, PUSHED.ljust(1000), 0.02)
+        with anyio.fail_after(3):  # before: never
+            await attacker.run()
+        assert attacker.closed_after is not None and 0.25 <= attacker.closed_after < 1.5
+        assert attacker.answer.startswith(b"HTTP/1.1 408")
+        assert waiter.status is None
+
+
+async def test_rejected_webhooks_are_logged_short_escaped_and_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: each rejection was a WARNING quoting up to 900 KB of the caller's text, with its
+    line breaks and terminal escapes, once per call however many calls came."""
+    caplog.set_level(logging.WARNING, logger="altcraft_async.feedback")
+    hostile = "\n\x1b[31mFAKE LOG LINE\r" * 30_000  # ~ 600 KB
+    async with FeedbackReceiver(secret="the-secret") as receiver:
+        url = receiver.reserve().feedback.url
+        body = json.dumps({"status": hostile, "progress": 5}).encode()
+        assert await post(url, body) == 400
+        forged = url.replace("the-secret", "forged")
+        for _ in range(30):
+            assert await post(forged, b"{}") == 403
+    records = [r for r in caplog.records if r.name == "altcraft_async.feedback"]
+    messages = [record.getMessage() for record in records]
+    assert receiver.rejected == 31
+    assert all(len(message) < 400 for message in messages), [len(m) for m in messages]
+    assert not any(c in message for message in messages for c in "\n\r\x1b")
+    assert len(messages) == 11  # 10 one by one, then one line for the rest
+    assert "21 more calls rejected" in messages[-1]
+
+
+@pytest.mark.parametrize(
+    "secret", ["a/b", "a?b", "a#b", "a b", "a%2Fb", "..", "s\u00e9cret", "line\n"]
+)
+def test_a_receiver_secret_that_is_not_one_url_segment_is_refused(secret: str) -> None:
+    """Before: accepted, and every push was then refused with 403 (poll only, silently)."""
+    with pytest.raises(InvalidRequestError) as info:
+        FeedbackReceiver(secret=secret)
+    assert secret not in str(info.value)
+
+
+async def test_a_url_safe_receiver_secret_gets_the_push() -> None:
+    fake = FakeAltcraft.seeded(profiles=200, segments=1, task_plan=TaskPlan.after_seconds(0.1))
+    async with (
+        fake,
+        FeedbackReceiver(secret="A.b_c~d-9", safety_poll_interval=30) as receiver,
+        AltcraftClient(fake.url, token=fake.token) as client,
+    ):
+        with anyio.fail_after(10):
+            await client.resources.refresh_and_wait(resource_id=1, database_id=1, feedback=receiver)
+    assert receiver.received == 1 and receiver.rejected == 0
+    assert fake.calls("tasks/status") == 0
