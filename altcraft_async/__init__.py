@@ -4,16 +4,22 @@ Everything public is re-exported here; modules with a leading underscore are pri
 Imports flow downward only::
 
     _errors           the exception tree (stdlib only)
+    _secret           Secret, HiddenStr: the tokens as objects no repr shows (stdlib only)
     models/           frozen attrs models; _checks: argument checks shared with _sansio
     _codec            bytes <-> plain data (JSON, XML), the cattrs converters (the tolerant
-                      reader), to_builtins / from_builtins
-    _sansio           endpoint specs -> request bytes; reply bytes -> model or error (no I/O)
+                      reader), to_builtins / from_builtins; its encoder reveals the token
+    _sansio           endpoint specs -> request bytes; reply bytes -> model or error (no I/O);
+                      Auth: how a token goes on the wire, made once per client
     _poll, _retry     poll and retry policies as pure logic (never sleep)
     _events           request/response events and the event_hooks that receive them
+    _scrub            Scrubber: every escaping of every secret blanked from replies and errors
     _transport        the only user of aiohttp.ClientSession: timeouts, retries, rate limit
     _awaiter          Task handles: single-flight polling, deadlines, push/poll race
     _fanout           refresh_many: anyio task group + CapacityLimiter in one engine task
-    _feedback         FeedbackReceiver (aiohttp.web), imported only when used
+    _feedback         FeedbackReceiver (aiohttp.web), imported only when used: matching
+                      webhooks to the waits
+    _feedback_guard   the receiver's defences: connections bounded in number and time,
+                      rejections logged short, escaped and rate-limited
     api/              one module per area: the namespaces' thin async methods + specs
     _client           AltcraftClient: configuration, lifecycle, namespaces
     cli, _cli_local   the altcraft-async command line (the demo and fake-server load testing/)

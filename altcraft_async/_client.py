@@ -23,7 +23,8 @@ from ._events import EventHookMap, EventHooks
 from ._fanout import FanOut
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
-from ._sansio import EndpointSpec, build_request
+from ._sansio import Auth, EndpointSpec, build_request
+from ._secret import Secret
 from ._transport import DEFAULT_MAX_RESPONSE_SIZE, RateLimiter, Transport
 from .api._specs import TASKS_STATUS
 from .api.admin import AdminAPI
@@ -32,7 +33,7 @@ from .api.resources import ResourcesAPI
 from .api.segments import SegmentsAPI
 from .api.tasks import TasksAPI
 from .models import CountersSnapshot, TaskStatus
-from .models._checks import check_encodable, check_number
+from .models._checks import check_number
 
 if TYPE_CHECKING:
     from ._feedback import PushWaiter
@@ -84,10 +85,15 @@ class AltcraftClient:
         headers: Mapping[str, str] | None = None,
         event_hooks: EventHookMap | None = None,
     ) -> None:
+        # The tokens become Secrets first of all and their plain names go: from here on no
+        # local of this frame shows them, if an error tracker renders a traceback through it.
+        secret = Secret(token)
+        admin_secret = None if admin_token is None else Secret(admin_token)
+        del token, admin_token
         _check_base_url(base_url)
-        _check_token("token", token)
-        if admin_token is not None:
-            _check_token("admin_token", admin_token)
+        _check_token("token", secret)
+        if admin_secret is not None:
+            _check_token("admin_token", admin_secret)
         if format not in ("json", "xml"):
             raise InvalidRequestError(f"format must be 'json' or 'xml', got {format!r}")
         if auth not in ("body", "bearer"):
@@ -100,9 +106,12 @@ class AltcraftClient:
         self.base_url = base_url.rstrip("/")
         self.format: Format = format
         self.default_poll_policy = poll or PollPolicy()
-        self._token = token
-        self._admin_token = admin_token
-        self._bearer = auth == "bearer"
+        bearer = auth == "bearer"
+        #: How each token goes on the wire, made once: the send path only picks one.
+        self._auth = Auth(secret, format, bearer=bearer)
+        self._admin_auth = (
+            None if admin_secret is None else Auth(admin_secret, format, bearer=bearer)
+        )
         limiter = RateLimiter(rate_limit, adaptive=adaptive_rate_limit) if rate_limit else None
         self._transport = Transport(
             self.base_url,
@@ -116,7 +125,7 @@ class AltcraftClient:
             max_response_size=max_response_size,
             headers=headers,
             hooks=hooks,
-            secrets=(token, admin_token or ""),
+            secrets=(secret, admin_secret),
         )
         self._polls: dict[str, SharedPoll] = {}
         self._fanouts: weakref.WeakSet[FanOut[Any]] = weakref.WeakSet()
@@ -127,7 +136,12 @@ class AltcraftClient:
         self.relations = RelationsAPI(self)
 
     def __repr__(self) -> str:
-        state = "closed" if self._transport.closed else "open"
+        # safe on a client whose constructor raised half way (a traceback rendered with its
+        # locals shows this self too)
+        transport = getattr(self, "_transport", None)
+        if transport is None:
+            return "<AltcraftClient (not constructed)>"
+        state = "closed" if transport.closed else "open"
         parts = urlsplit(self.base_url)
         shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no userinfo
         return f"<AltcraftClient {shown} format={self.format} {state}>"
@@ -214,13 +228,10 @@ class AltcraftClient:
             timeout = min(timeout or self._transport.timeout, left)
             retry = retry or self._transport.retry
             retry = evolve(retry, deadline=min(retry.deadline or left, left))
-        if spec.admin:
-            if self._admin_token is None:
-                raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")
-            token = self._admin_token
-        else:
-            token = self._token
-        request = build_request(spec, args, token=token, fmt=self.format, bearer=self._bearer)
+        auth = self._admin_auth if spec.admin else self._auth
+        if auth is None:
+            raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")
+        request = build_request(spec, args, token=auth, fmt=self.format)
         return await self._transport.call(spec, request, self.format, timeout=timeout, retry=retry)
 
     async def fetch_status(self, task_id: str) -> TaskStatus:
@@ -321,11 +332,18 @@ def _check_options(
         raise InvalidRequestError("trace_configs must be a sequence of aiohttp.TraceConfig")
 
 
-def _check_token(name: str, token: object) -> None:
+def _check_token(name: str, token: Secret) -> None:
     """A token is a non-empty str that fits in a header: no line breaks (which would inject
-    headers with ``auth="bearer"``) and no lone surrogates. Messages never quote it."""
-    if not isinstance(token, str) or not token:
+    headers with ``auth="bearer"``) and no lone surrogates. Messages never quote it, and no
+    local of this frame holds it: it is revealed inside expressions only."""
+    if not isinstance(token.reveal(), str) or not token.reveal():
         raise InvalidRequestError(f"{name} must be a non-empty str")
-    if "\r" in token or "\n" in token:
+    if "\r" in token.reveal() or "\n" in token.reveal():
         raise InvalidRequestError(f"{name} must not contain line breaks")
-    check_encodable(name, token)
+    try:
+        token.reveal().encode("utf-8")
+        encodable = True
+    except UnicodeEncodeError:  # its .object is the token: raised outside, not as context
+        encodable = False
+    if not encodable:
+        raise InvalidRequestError(f"{name} is not valid Unicode text (a lone surrogate)")

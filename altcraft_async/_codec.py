@@ -25,6 +25,7 @@ import attrs
 import orjson
 
 from ._errors import DecodeError, InvalidRequestError
+from ._secret import Secret
 from .models._meta import INFORMATIONAL
 from .models.counters import CountersSnapshot
 from .models.relations import NumericProperty
@@ -85,21 +86,35 @@ def encode(document: Mapping[str, Any], fmt: Format) -> bytes:
     """Encode a request (or reply) document.
 
     XML uses the ``<xml>`` root, nested mappings as nested elements, lists as repeated
-    elements, booleans as ``true``/``false`` and None as an empty element.
+    elements, booleans as ``true``/``false`` and None as an empty element. A :class:`Secret`
+    value (the token) is revealed here, as it is written, and nowhere before.
     """
     try:
         if fmt == "json":
-            return orjson.dumps(document)
-        parts: list[str] = ["<xml>"]
-        _xml_fields(document, parts)
-        parts.append("</xml>")
-        return "".join(parts).encode()
+            return orjson.dumps(document, default=_reveal)
+        return _xml_document(document)
     except (TypeError, UnicodeEncodeError) as exc:
         failure = type(exc).__name__
     # The checks in models/_checks should have refused the value already. The encoder's own
     # error quotes the document, token included: it is replaced, and raised outside the
     # except block so that it is not even kept as __context__.
     raise InvalidRequestError(f"the request cannot be encoded as {fmt}: {failure}")
+
+
+def _reveal(value: object) -> str:
+    """orjson's hook for what it cannot write itself: a :class:`Secret`, revealed."""
+    if type(value) is Secret:
+        return value.reveal()
+    raise TypeError
+
+
+def _xml_document(document: Mapping[str, Any]) -> bytes:
+    # A frame of its own: the parts (the token among them) never sit in a local of encode,
+    # whose frame stays in the traceback of the error it raises.
+    parts: list[str] = ["<xml>"]
+    _xml_fields(document, parts)
+    parts.append("</xml>")
+    return "".join(parts).encode()
 
 
 def escape_xml(text: str) -> str:
@@ -121,6 +136,8 @@ def _xml_fields(document: Mapping[str, Any], out: list[str]) -> None:
                 out.append(str(item))  # digits, sign, ".", "e", "inf", "nan": nothing to escape
             elif kind is str:
                 out.append(escape_xml(item))
+            elif kind is Secret:
+                out.append(escape_xml(item.reveal()))
             elif isinstance(item, Mapping):
                 _xml_fields(item, out)
             elif isinstance(item, bool):

@@ -17,13 +17,8 @@ shared secret; 404 for an unknown callback; 408 for a body not received within
 ``read_timeout``. Every rejection is logged, as a short escaped excerpt and at most
 ``LOGGED_REJECTIONS`` times a minute (the rest are counted in one line); none raises.
 
-The port is open to anyone who can reach it, so the standalone server bounds what a client can
-hold: aiohttp's server has no deadline for reading a request's headers, and a client sending
-them a byte at a time (slowloris) would keep its connection, and a file descriptor, forever.
-Each connection must deliver its headers within ``read_timeout``, then its body within
-``read_timeout`` again; at most ``max_connections`` are open at once (more are closed at
-accept); every answer closes its connection. Mounted into your own application, the body
-deadline still holds, and your server's own limits stand for the rest.
+The port is open to anyone who can reach it: the standalone server's connections are bounded in
+number and in time, and rejections logged sparingly, by ``_feedback_guard``.
 """
 
 from __future__ import annotations
@@ -33,11 +28,9 @@ import hmac
 import logging
 import re
 import secrets
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import orjson
@@ -45,6 +38,7 @@ from aiohttp import web
 
 from ._codec import structure, without_bom
 from ._errors import DecodeError, InvalidRequestError
+from ._feedback_guard import Answer, Connections, GuardedSite, RejectionLog, closing, excerpt
 from .models import CountersSnapshot, Feedback, TaskStatus
 from .models._checks import check_number
 
@@ -58,8 +52,6 @@ MAX_PAYLOAD = 1024 * 1024
 REMEMBERED = 10_000
 #: Rejected calls logged one by one per minute; the rest of the minute is one summary line.
 LOGGED_REJECTIONS = 10
-#: Longest part of a rejection reason (which may quote the caller's body) logged or answered.
-REASON_LIMIT = 200
 #: A secret goes in the callback path as one segment, so it is made of URL-safe characters
 #: that no client or proxy escapes or splits (``/``, ``?``, ``#``, ``%``, spaces would).
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
@@ -139,8 +131,8 @@ class FeedbackReceiver:
         self._waiters: dict[str, PushWaiter] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._runner: web.AppRunner | None = None
-        self._connections = _Connections(max_connections, self.read_timeout)
-        self._rejections = _RejectionLog(LOGGED_REJECTIONS, 60.0)
+        self._connections = Connections(max_connections, self.read_timeout)
+        self._rejections = RejectionLog(LOGGED_REJECTIONS, 60.0)
         self.received = 0
         self.rejected = 0
 
@@ -165,7 +157,7 @@ class FeedbackReceiver:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
-            await _GuardedSite(runner, self.host, self.port, self._connections).start()
+            await GuardedSite(runner, self.host, self.port, self._connections).start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -232,9 +224,9 @@ class FeedbackReceiver:
             async with asyncio.timeout(self.read_timeout):
                 body = await request.read()
         except TimeoutError:
-            return self._reject(_closing, 408, "feedback body not received in time")
+            return self._reject(closing, 408, "feedback body not received in time")
         except ConnectionError:  # the caller went away (or was cut off) mid-body
-            return _closing(web.Response(status=400))
+            return closing(web.Response(status=400))
         try:
             status, task_id = _decode_payload(body)
         except (DecodeError, ValueError) as exc:
@@ -260,25 +252,11 @@ class FeedbackReceiver:
             return None
         return next((w for w in self._waiters.values() if w.task_id == task_id), None)
 
-    def _reject(self, answer: _Answer, status: int, reason: str) -> web.Response:
+    def _reject(self, answer: Answer, status: int, reason: str) -> web.Response:
         self.rejected += 1
-        shown = _excerpt(reason)
+        shown = excerpt(reason)
         self._rejections.warn(shown)
         return answer(web.Response(status=status, text=shown))
-
-
-#: What the handler does to its answer: :func:`_closing`, or leave it as it is.
-_Answer = Callable[[web.Response], web.Response]
-
-
-def _as_is(response: web.Response) -> web.Response:
-    return response
-
-
-def _closing(response: web.Response) -> web.Response:
-    """The answer closes its connection (no keep-alive, no lingering over an unread body)."""
-    response.force_close()
-    return response
 
 
 def _check_secret(secret: object) -> None:
@@ -290,159 +268,6 @@ def _check_secret(secret: object) -> None:
             "secret must be one URL path segment: letters, digits and - . _ ~ "
             "(not only dots); a '/', '?', '#', '%' or space would change the callback URL "
             "and every push would be refused"
-        )
-
-
-def _excerpt(text: str) -> str:
-    """At most :data:`REASON_LIMIT` characters, escaped: no line breaks, control or non-ASCII
-    characters from the caller reach a log line as they came."""
-    shown = ascii(text[:REASON_LIMIT])[1:-1]
-    return shown if len(text) <= REASON_LIMIT else f"{shown}... ({len(text)} characters)"
-
-
-class _RejectionLog:
-    """Logs rejected calls at WARNING, at most ``burst`` per ``interval`` seconds; the calls
-    past that are counted and told in one line when the interval ends (or the receiver
-    stops), so a flood of forged calls cannot flood the logs."""
-
-    def __init__(self, burst: int, interval: float) -> None:
-        self.burst = burst
-        self.interval = interval
-        self._since = time.monotonic()
-        self._logged = 0
-        self._unlogged = 0
-
-    def warn(self, reason: str) -> None:
-        now = time.monotonic()
-        if now - self._since >= self.interval:
-            self.flush()
-            self._since, self._logged = now, 0
-        if self._logged < self.burst:
-            self._logged += 1
-            logger.warning("feedback receiver: %s", reason)
-        else:
-            self._unlogged += 1
-
-    def flush(self) -> None:
-        if self._unlogged:
-            logger.warning(
-                "feedback receiver: %d more calls rejected (not logged one by one)",
-                self._unlogged,
-            )
-            self._unlogged = 0
-
-
-class _Connections:
-    """The standalone server's connections, bounded in number and in time (see the module
-    docstring for why: aiohttp's server never times out a request's headers)."""
-
-    def __init__(self, limit: int, read_timeout: float) -> None:
-        self.limit = limit
-        self.read_timeout = read_timeout
-        self._open: dict[object, _Guarded] = {}  # by transport
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def admit(self, guarded: _Guarded, transport: asyncio.Transport) -> bool:
-        if len(self._open) >= self.limit:
-            return False
-        self._open[transport] = guarded
-        return True
-
-    def forget(self, transport: asyncio.Transport) -> None:
-        self._open.pop(transport, None)
-
-    def headers_read(self, transport: asyncio.BaseTransport | None) -> _Answer:
-        """A call's headers were read: its connection gets a fresh deadline for the body and
-        the answer, and the answer closes it. A call of another server is left alone."""
-        guarded = self._open.get(transport) if transport is not None else None
-        if guarded is None:
-            return _as_is
-        # the handler answers 408 when the body is late; this is the backstop behind it
-        guarded.deadline(2 * self.read_timeout)
-        return _closing
-
-    def close_all(self) -> None:
-        for guarded in list(self._open.values()):
-            guarded.abort()
-        self._open.clear()
-
-
-class _Guarded(asyncio.Protocol):
-    """One connection: aiohttp's own protocol inside, behind a deadline and the limit."""
-
-    def __init__(self, connections: _Connections, make_inner: Callable[[], asyncio.Protocol]):
-        self._connections = connections
-        self._make_inner = make_inner
-        self._inner: asyncio.Protocol | None = None
-        self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # a TCP server's
-        if not self._connections.admit(self, self._transport):
-            self.abort()  # over the limit: no handler, no file descriptor kept
-            return
-        self.deadline(self._connections.read_timeout)
-        self._inner = self._make_inner()
-        self._inner.connection_made(transport)
-
-    def deadline(self, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self.abort)
-
-    def abort(self) -> None:
-        if self._transport is not None:
-            self._transport.abort()
-
-    def data_received(self, data: bytes) -> None:
-        if self._inner is not None:
-            self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received() if self._inner is not None else None
-
-    def pause_writing(self) -> None:
-        if self._inner is not None:
-            self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self._inner is not None:
-            self._inner.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._transport is not None:
-            self._connections.forget(self._transport)
-        if self._inner is not None:
-            self._inner.connection_lost(exc)
-
-
-class _GuardedSite(web.BaseSite):
-    """A TCP site (like ``web.TCPSite``) whose connections go through :class:`_Guarded`."""
-
-    def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, connections: _Connections
-    ) -> None:
-        super().__init__(runner)
-        self._host = host
-        self._port = port
-        self._connections = connections
-
-    @property
-    def name(self) -> str:
-        return f"http://{self._host}:{self._port}"
-
-    async def start(self) -> None:
-        await super().start()
-        make_inner = self._runner.server
-        assert make_inner is not None
-        connections = self._connections
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: _Guarded(connections, make_inner), self._host, self._port
         )
 
 

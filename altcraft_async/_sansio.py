@@ -16,11 +16,13 @@ from attrs import Factory, field, frozen
 
 from ._codec import CONTENT_TYPES, Format, encode, excerpt, parse, structure, without_bom
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
+from ._secret import HiddenStr, Secret
 from .models import Feedback, Match
 from .models._checks import non_empty_text, positive_id
 
 __all__ = [
     "API_PREFIX",
+    "Auth",
     "EndpointSpec",
     "Param",
     "PreparedRequest",
@@ -133,25 +135,47 @@ def feedback_param(name: str = "feedback") -> Param:
     return Param(name, "feedback", _feedback, required=False)
 
 
+class Auth:
+    """How one token goes on the wire in one format, made once per client: in the body as a
+    :class:`Secret` (the encoder reveals it) or in an ``Authorization: Bearer`` header held as
+    a :class:`HiddenStr`. No repr of it, of the request document or of the headers shows it."""
+
+    __slots__ = ("body_token", "headers")
+
+    def __init__(self, token: Secret, fmt: Format, *, bearer: bool = False) -> None:
+        #: The token of the body, None when it goes in the header.
+        self.body_token: Secret | None = None if bearer else token
+        self.headers: Mapping[str, str] = (
+            {**_HEADERS[fmt], "Authorization": HiddenStr("Bearer " + token.reveal())}
+            if bearer
+            else _HEADERS[fmt]
+        )
+
+    def __repr__(self) -> str:
+        return f"Auth({'body' if self.body_token is not None else 'bearer'})"
+
+
 def build_request(
     spec: EndpointSpec,
     args: Mapping[str, Any],
     *,
-    token: str,
+    token: Auth | Secret | str,
     fmt: Format,
     bearer: bool = False,
 ) -> PreparedRequest:
     """Validate ``args`` against ``spec`` and encode the request; nothing here does I/O.
 
-    Arguments set to None count as absent. The token goes in the body as documented, or in an
-    ``Authorization: Bearer`` header when ``bearer`` is set.
+    Arguments set to None count as absent. ``token`` is the client's :class:`Auth` for
+    ``fmt`` (``bearer`` is then its own), or a bare token that goes in the body as
+    documented, or in an ``Authorization: Bearer`` header when ``bearer`` is set.
     """
-    if not isinstance(token, str) or not token:
-        raise InvalidRequestError(f"{spec.name}: a non-empty token is required")
+    auth = token if type(token) is Auth else _auth_of(spec, token, fmt, bearer)
     if not spec.names.issuperset(args):
         unknown = [name for name in args if name not in spec.names]
         raise InvalidRequestError(f"{spec.name}: unknown argument(s) {', '.join(unknown)}")
-    document: dict[str, Any] = {} if bearer else {"token": token}
+    # the document holds the token as a Secret: its repr, and this frame's, never show it
+    token_field = auth.body_token
+    document: dict[str, Any] = {} if token_field is None else {"token": token_field}
     for param in spec.params:
         value = args.get(param.name)
         if value is None:
@@ -160,10 +184,16 @@ def build_request(
             continue
         document.update(param.to_wire(param.name, param.wire, value))
     document["format"] = fmt
-    headers = _HEADERS[fmt]
-    if bearer:
-        headers = {**headers, "Authorization": f"Bearer {token}"}
-    return PreparedRequest(spec.name, spec.url_path, headers, encode(document, fmt))
+    return PreparedRequest(spec.name, spec.url_path, auth.headers, encode(document, fmt))
+
+
+def _auth_of(spec: EndpointSpec, token: Any, fmt: Format, bearer: bool) -> Auth:
+    """The :class:`Auth` of a bare token (the client makes its own once)."""
+    if isinstance(token, str):
+        token = Secret(token)
+    if not isinstance(token, Secret) or not isinstance(token.reveal(), str) or not token.reveal():
+        raise InvalidRequestError(f"{spec.name}: a non-empty token is required")
+    return Auth(token, fmt, bearer=bearer)
 
 
 #: The headers of a request in each format, shared by every request: typed read-only, and a

@@ -17,7 +17,6 @@ import asyncio
 import functools
 import logging
 import random
-import re
 import ssl
 import time
 from collections import deque
@@ -42,6 +41,8 @@ from ._errors import (
 from ._events import EventHooks, RequestEvent, ResponseEvent, emit
 from ._retry import RetryPolicy, http_status_of
 from ._sansio import EndpointSpec, PreparedRequest, decode_reply
+from ._scrub import Scrubber
+from ._secret import Secret
 
 __all__ = ["RateLimiter", "Transport"]
 
@@ -227,100 +228,29 @@ def _sending_trace() -> aiohttp.TraceConfig:
     return config
 
 
-class _Scrubber:
-    """Blanks the client's secrets out of what the network sent back, however escaped.
+class _Reply:
+    """What one try got: the reply's status, headers and body, or the ``failure`` (ours) of a
+    try without a usable one. Its repr shows neither headers nor body: a reply may echo the
+    token, and error trackers show the locals of every frame by their repr."""
 
-    A proxy or server that echoes the request puts the token in the reply, and errors quote
-    replies. The token may come back as sent or escaped differently: backslash escapes (JSON
-    ``\\u0074``, ``\\/``, Python's ``\\x74``, escaped again any number of times), XML and
-    HTML character references (``&#x74;``, ``&#116;``, ``&amp;``, escaped again as
-    ``&amp;#116;``), percent-encoding, any mix of these character by character, or UTF-16/32.
-    Each secret is one pattern whose every character accepts every form; all alternatives start
-    with a literal byte, which lets the regex engine skip ahead quickly.
-    """
+    __slots__ = ("body", "failure", "headers", "status")
 
-    def __init__(self, secrets: Sequence[str]) -> None:
-        unique = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-        self._patterns = tuple(
-            re.compile(b"".join(map(_escaped_char, secret))) for secret in unique
-        )
-        self._wide = tuple(
-            secret.encode(codec)
-            for secret in unique
-            for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
-        )
+    def __init__(
+        self,
+        status: int | None,
+        headers: Mapping[str, str],
+        body: bytes,
+        failure: AltcraftError | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.failure = failure
 
-    def __bool__(self) -> bool:
-        return bool(self._patterns)
-
-    def data(self, data: bytes) -> bytes:
-        for wide in self._wide:
-            data = data.replace(wide, b"***")
-        for pattern in self._patterns:
-            data = pattern.sub(b"***", data)
-        return data
-
-    def text(self, text: str) -> str:
-        raw = text.encode("utf-8", "surrogatepass")
-        scrubbed = self.data(raw)
-        return text if scrubbed == raw else scrubbed.decode("utf-8", "surrogatepass")
-
-    def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        """``headers`` itself when no value holds a secret, else a scrubbed copy."""
-        scrubbed = {name: self.text(value) for name, value in headers.items()}
-        return headers if scrubbed == dict(headers) else scrubbed
-
-    def error(self, error: AltcraftError) -> None:
-        """Scrub the parts of an error that come from the reply, in place, and their quotes
-        in its message (the SDK's own words, the endpoint name say, are left alone). What no
-        escaping explains, a secret split by XML markup, shows whole in decoded text."""
-        for name in ("excerpt", "error_text"):
-            value = getattr(error, name, None)
-            if not isinstance(value, str) or not value:
-                continue
-            clean = self.text(value)
-            if clean == value:
-                continue
-            setattr(error, name, clean)
-            error.args = tuple(
-                arg.replace(repr(value), repr(clean)).replace(value, clean)
-                if isinstance(arg, str)
-                else arg
-                for arg in error.args
-            )
-        headers = getattr(error, "headers", None)
-        if headers:
-            error.headers = dict(self.headers(headers))  # type: ignore[attr-defined]
-
-
-_CONTROL_ESCAPES = {"\b": b"b", "\f": b"f", "\n": b"n", "\r": b"r", "\t": b"t"}
-_XML_NAMES = {"&": b"amp", "<": b"lt", ">": b"gt", '"': b"quot", "'": b"apos"}
-
-
-def _escaped_char(char: str) -> bytes:
-    """A regex matching ``char`` in any of the forms :class:`_Scrubber` names."""
-    code = ord(char)
-    raw = char.encode()
-    if code < 0x10000:
-        escapes = [rb"(?i:u%04x)" % code]
-    else:  # JSON writes it as a surrogate pair
-        high, low = divmod(code - 0x10000, 0x400)
-        escapes = [rb"(?i:u%04x)\\+(?i:u%04x)" % (0xD800 + high, 0xDC00 + low)]
-    escapes += [rb"(?i:U%08x)" % code, re.escape(raw)]  # \U0001f600, and \/ \" \' \\
-    if code < 0x100:
-        escapes.append(rb"(?i:x%02x)" % code)
-    if char in _CONTROL_ESCAPES:
-        escapes.append(_CONTROL_ESCAPES[char])
-    references = [rb"#(?i:x)0*(?i:%x);" % code, rb"#0*%d;" % code]
-    if char in _XML_NAMES:
-        references.append(_XML_NAMES[char] + b";")
-    forms = [
-        re.escape(raw),
-        rb"\\\\*(?:" + b"|".join(escapes) + b")",  # one or more backslashes
-        rb"&(?:amp;)*(?:" + b"|".join(references) + b")",
-        b"".join(rb"%%(?i:%02x)" % byte for byte in raw),
-    ]
-    return b"(?:" + b"|".join(forms) + b")"
+    def __repr__(self) -> str:
+        if self.failure is not None:
+            return f"<reply: {type(self.failure).__name__}>"
+        return f"<reply: HTTP {self.status}, {len(self.body)} bytes>"
 
 
 class Transport:
@@ -340,7 +270,7 @@ class Transport:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
         hooks: EventHooks | None = None,
-        secrets: Sequence[str] = (),
+        secrets: Sequence[Secret | None] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -353,7 +283,7 @@ class Transport:
         self._headers = dict(headers or {})
         self._hooks = hooks or EventHooks()
         #: Blanks the tokens out of a failed reply that echoes one (errors quote replies).
-        self._scrub = _Scrubber(secrets)
+        self._scrub = Scrubber(secrets)
         self._session = session
         self._owns_session = session is None
         #: Only the client's own session carries the trace that tells when a try was written.
@@ -514,12 +444,11 @@ class Transport:
             if hooks.request:
                 await emit(hooks.request, RequestEvent(spec.name, url, attempt + 1))
             started = time.monotonic()
-            status, headers, body, failure = await self._exchange(
-                session, spec, request, url, timeout, progress
-            )
+            reply = await self._exchange(session, spec, request, url, timeout, progress)
         finally:
             waits.release()
         elapsed = time.monotonic() - started
+        status, failure = reply.status, reply.failure
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "POST %s status=%s attempt=%d elapsed=%.3fs%s",
@@ -530,7 +459,9 @@ class Transport:
                 "" if failure is None else f" error={type(failure).__name__}",
             )
         if hooks.response:
-            event = ResponseEvent(spec.name, url, attempt + 1, elapsed, status, headers, failure)
+            event = ResponseEvent(
+                spec.name, url, attempt + 1, elapsed, status, reply.headers, failure
+            )
             await emit(hooks.response, event)
         if failure is not None:
             # raised outside the except block: the aiohttp exception (whose request info may
@@ -539,7 +470,7 @@ class Transport:
         assert status is not None  # a try that did not fail has read its reply
         limiter = self.rate_limiter
         try:
-            result = self._decode(spec, status, headers, body, fmt)
+            result = self._decode(spec, status, reply, fmt)
         except (HTTPStatusError, APIError) as error:
             if limiter is not None and http_status_of(error) == 429:
                 limiter.on_rate_limited(paced_at)
@@ -556,10 +487,12 @@ class Transport:
         url: str,
         timeout: float,
         progress: _Try,
-    ) -> tuple[int | None, Mapping[str, str], bytes, AltcraftError | None]:
-        """The HTTP request itself: (status, headers, body, None), or the failure as ours.
+    ) -> _Reply:
+        """The HTTP request itself: the reply, or the failure as ours.
 
-        The per-try timeout starts here, once the call holds a connection slot.
+        The per-try timeout starts here, once the call holds a connection slot. The body goes
+        as a payload object, so that the frames of aiohttp that hold it (``data``) show no
+        bytes, token included, in a traceback rendered with its locals.
         """
         client_timeout = self._client_timeout
         if client_timeout.total != timeout:
@@ -571,7 +504,7 @@ class Transport:
             progress.posting = True
             async with session.post(
                 url,
-                data=request.body,
+                data=aiohttp.BytesPayload(request.body),
                 headers=request.headers,
                 timeout=client_timeout,
                 # a redirect would re-send the body, token included, to wherever it points
@@ -579,37 +512,40 @@ class Transport:
             ) as response:
                 status = response.status
                 headers = response.headers
-                return status, headers, await self._read_body(response, spec), None
+                return _Reply(status, headers, await self._read_body(response, spec))
         except AltcraftError as error:  # the reply is over max_response_size
-            return status, headers, b"", error
+            # raised again by _send_once without these frames (their locals hold the reply)
+            return _Reply(status, headers, b"", error.with_traceback(None))
         except Exception as exc:
             # closed under this try: aiohttp saw its connection go, or says so with a bare
             # RuntimeError (a caller's session closed by its owner)
             sent = progress.may_have_sent(self._traced)
             if self._closed or (session.closed and isinstance(exc, RuntimeError)):
-                return status, headers, b"", _closed(spec.name, sent=sent)
+                return _Reply(status, headers, b"", _closed(spec.name, sent=sent))
             failure = _transport_error(exc, spec.name, timeout, sent, self._scrub.text)
             if failure is None:
                 raise
-            return status, headers, b"", failure
+            return _Reply(status, headers, b"", failure)
         finally:
             _CURRENT_TRY.reset(reset)
 
-    def _decode(
-        self, spec: EndpointSpec, status: int, headers: Mapping[str, str], body: bytes, fmt: Format
-    ) -> Any:
+    def _decode(self, spec: EndpointSpec, status: int, reply: _Reply, fmt: Format) -> Any:
         """:func:`decode_reply`, but an error about a reply that holds a secret (a proxy or
         server echoing the request) is made again from the reply with every form of every
         secret blanked out, since errors quote replies. Good replies are decoded as they came
-        (a short token must not damage them)."""
+        (a short token must not damage them).
+
+        The error raised then comes from the blanked reply, and no local of this frame or of
+        the callers' holds the reply's bytes or headers (a traceback rendered with its locals
+        would show them): only the :class:`_Reply`, whose repr shows neither."""
         scrub = self._scrub
         try:
-            return decode_reply(spec, status, headers, body, fmt)
+            return decode_reply(spec, status, reply.headers, reply.body, fmt)
         except AltcraftError as error:
             if not scrub:
                 raise
-            clean_body, clean_headers = scrub.data(body), scrub.headers(headers)
-            if clean_body == body and clean_headers is headers:
+            clean_body, clean_headers = scrub.data(reply.body), scrub.headers(reply.headers)
+            if clean_body == reply.body and clean_headers is reply.headers:
                 scrub.error(error)
                 raise
         # outside the except block: the first error is not kept as __context__ either

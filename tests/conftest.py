@@ -2,9 +2,59 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import warnings
+from typing import Any
+
 import pytest
+
+#: ``ALTCRAFT_TEST_UVLOOP=1`` runs the tests on uvloop's event loop: anyio's (the fixture below)
+#: and, through uvloop's event loop policy, every loop a test makes itself (``asyncio.run``,
+#: ``asyncio.new_event_loop``, ``anyio.run``, helpers.FakeThread). tests/test_event_loop.py
+#: checks that the loops really are uvloop's. uvloop is in the dev extra.
+UVLOOP = os.environ.get("ALTCRAFT_TEST_UVLOOP", "") not in ("", "0")
+
+if UVLOOP:
+    import uvloop
+
+    with warnings.catch_warnings():  # the policy API is deprecated from Python 3.14
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "long: a full-size reliability run (tens of seconds); CI runs it, "
+        "deselect with -m 'not long' for a quick local run",
+    )
 
 
 @pytest.fixture
-def anyio_backend() -> str:
+def anyio_backend() -> str | tuple[str, dict[str, Any]]:
+    if UVLOOP:
+        return ("asyncio", {"use_uvloop": True})
     return "asyncio"
+
+
+#: The integration modules run once per fake dialect (altcraft_async.testing.Dialect): the fake
+#: fills in what the docs leave open the way another server would, and the client must read it.
+DIALECT_MODULES = frozenset({"test_client", "test_awaiter", "test_fanout", "test_push"})
+DIALECTS = ("plain", "go", "proxy", "all")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.path.stem in DIALECT_MODULES:
+        metafunc.parametrize("fake_dialect", DIALECTS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def fake_dialect(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The dialect every FakeAltcraft the test builds speaks, set as $ALTCRAFT_FAKE_DIALECT
+    (process-wide, so fakes built in other threads speak it too); None outside
+    DIALECT_MODULES, which keep whatever the environment says."""
+    name: str | None = getattr(request, "param", None)
+    if name is not None:
+        monkeypatch.setenv("ALTCRAFT_FAKE_DIALECT", name)
+    return name

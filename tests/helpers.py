@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from altcraft_async.testing import FakeAltcraft, Platform, QueueRow, Rule
 
@@ -80,3 +80,18 @@ class FakeThread:
             return function()
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
+
+
+def sdk_tasks() -> set[asyncio.Task[Any]]:
+    """asyncio tasks other than this test's own, the fake server's (its request handlers, and
+    the loop's accept of a new connection: a fake that closes every connection accepts one per
+    request) and the test runner's."""
+    current = asyncio.current_task()
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if task is not current
+        and not getattr(task.get_coro(), "__qualname__", "").startswith(
+            ("RequestHandler.", "TestRunner.", "BaseSelectorEventLoop._accept_connection")
+        )
+    }

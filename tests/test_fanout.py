@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
+from helpers import sdk_tasks
 
 from altcraft_async import (
     AltcraftClient,
@@ -78,19 +79,6 @@ def counters(snapshot: CountersSnapshot) -> dict[str, dict[str, int]]:
     return {
         item.channel: {k: v for k, v in attrs.asdict(item.status).items() if v is not None}
         for item in snapshot.channels
-    }
-
-
-def sdk_tasks() -> set[asyncio.Task[Any]]:
-    """asyncio tasks other than this test's own, the fake server's and the test runner's."""
-    current = asyncio.current_task()
-    return {
-        task
-        for task in asyncio.all_tasks()
-        if task is not current
-        and not getattr(task.get_coro(), "__qualname__", "").startswith(
-            ("RequestHandler.", "TestRunner.")
-        )
     }
 
 

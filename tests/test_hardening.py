@@ -11,6 +11,7 @@ import asyncio
 import html
 import json
 import logging
+import os
 import time
 import traceback
 import urllib.parse
@@ -22,25 +23,34 @@ from typing import Any
 
 import aiohttp
 import anyio
+import attrs
 import pytest
 from aiohttp import web
 from helpers import small_platform
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import altcraft_async
 from altcraft_async import (
     AltcraftClient,
     AltcraftError,
+    AuthenticationError,
     Backoff,
+    BadRequestError,
     ClientClosedError,
+    DecodeError,
     FeedbackReceiver,
     HTTPStatusError,
     InvalidRequestError,
+    PermissionDeniedError,
+    PollPolicy,
     RequestEvent,
     RequestTimeoutError,
     ResponseEvent,
     RetryPolicy,
     SegmentRef,
+    TaskFailedError,
+    TaskTimeoutError,
     TransportError,
 )
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
@@ -409,6 +419,329 @@ async def test_a_secret_quoted_by_aiohttp_from_a_broken_reply_never_reaches_an_e
     text = shown(info.value)
     assert "Content-Length" in text
     assert not any(MARKER in reading for reading in unescaped(text))
+
+
+# --- item 6: no frame of a traceback holds a token -------------------------------------------
+#
+# Error trackers render a traceback with the locals of every frame (Sentry's
+# include_local_variables, ``traceback.TracebackException(capture_locals=True)``). Every kind
+# of error the SDK raises is provoked here, each traceback is rendered so and every local of
+# every frame (causes, contexts and group members included) is shown with repr().
+
+SDK_ROOT = os.path.dirname(altcraft_async.__file__) + os.sep
+FAST_POLL = PollPolicy(backoff=Backoff(initial=0.01, max_interval=0.02), timeout=5)
+ECHO = f"<p>you sent token={TOKEN} admin={ADMIN}</p>".encode()
+ADMIN_PATH = "admin/senders/queue/stats/"
+
+
+def chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception an error tracker renders with it."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    found = []
+    while todo:
+        exc = todo.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        found.append(exc)
+        todo += [exc.__cause__, exc.__context__, *getattr(exc, "exceptions", ())]
+    return found
+
+
+def shows_a_token(text: str) -> bool:
+    return any(MARKER in reading for reading in unescaped(text))
+
+
+@attrs.define
+class FrameSearch:
+    """What :func:`search_frames` found: the locals whose repr shows a token, in the SDK's
+    frames and in others (aiohttp's, asyncio's, the test's), and the files of all frames."""
+
+    sdk: list[str] = attrs.Factory(list)
+    others: list[str] = attrs.Factory(list)
+    files: set[str] = attrs.Factory(set)
+
+
+def search_frames(error: BaseException) -> FrameSearch:
+    """Every local of every frame of ``error``'s traceback and of those chained to it."""
+    found = FrameSearch()
+    for exc in chain(error):
+        tb = exc.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            ours = code.co_filename.startswith(SDK_ROOT)
+            found.files.add(code.co_filename)
+            for name, value in tb.tb_frame.f_locals.items():
+                try:
+                    text = repr(value)
+                except Exception as exc_repr:  # capture_locals shows a placeholder then
+                    text = f"<repr failed: {type(exc_repr).__name__}>"
+                if shows_a_token(text):
+                    path = code.co_filename.removeprefix(SDK_ROOT)
+                    (found.sdk if ours else found.others).append(
+                        f"{path}:{code.co_qualname}: {name}"
+                    )
+            tb = tb.tb_next
+    return found
+
+
+def rendered_with_locals(error: BaseException) -> str:
+    summary = traceback.TracebackException.from_exception(error, capture_locals=True)
+    return "".join(summary.format())
+
+
+@attrs.define
+class Scene:
+    """What a scenario runs against: the fake, a client of it, the client's options."""
+
+    fake: FakeAltcraft
+    client: AltcraftClient
+    options: dict[str, Any]
+    receiver: FeedbackReceiver
+
+
+async def echoed_api_error(scene: Scene) -> None:
+    scene.fake.faults.next(SEG_GET, Fault.api_error(400, f"bad token {TOKEN}"))
+    await scene.client.segments.get_counters(**SEG)
+
+
+async def echoed_admin_api_error(scene: Scene) -> None:
+    scene.fake.faults.next(ADMIN_PATH, Fault.api_error(403, f"{ADMIN} may not"))
+    await scene.client.admin.sender_queue_stats(sender_id=119)
+
+
+async def echoed_http_502(scene: Scene) -> None:
+    scene.fake.faults.next(SEG_GET, Fault.http(502, ECHO))
+    await scene.client.segments.get_counters(**SEG, retry=NO_RETRY)
+
+
+async def echoed_undecodable_reply(scene: Scene) -> None:
+    scene.fake.faults.next(ADMIN_PATH, Fault.malformed(ECHO))
+    await scene.client.admin.sender_queue_stats(sender_id=119, retry=NO_RETRY)
+
+
+async def dropped_connection(scene: Scene) -> None:
+    scene.fake.faults.next(SEG_REFRESH, Fault.drop())
+    await scene.client.segments.refresh_counters(**SEG, retry=NO_RETRY)
+
+
+async def truncated_reply(scene: Scene) -> None:
+    scene.fake.faults.next(SEG_GET, Fault.truncated())
+    await scene.client.segments.get_counters(**SEG, retry=NO_RETRY)
+
+
+async def reset_after_the_request(scene: Scene) -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.transport.abort()  # an RST, once the request arrived
+
+    async with RawServer(reset) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        async with client_of(url, **scene.options, retry=NO_RETRY) as client:
+            await client.admin.sender_queue_stats(sender_id=119)
+
+
+async def request_timeout(scene: Scene) -> None:
+    scene.fake.faults.next(SEG_GET, Fault.delay(1))
+    await scene.client.segments.get_counters(**SEG, timeout=0.05, retry=NO_RETRY)
+
+
+async def start_past_the_wait_deadline(scene: Scene) -> None:
+    scene.fake.faults.next(SEG_REFRESH, Fault.delay(1))
+    await scene.client.segments.refresh_and_wait(**SEG, timeout=0.1)
+
+
+async def oversized_reply_echoing_a_header(scene: Scene) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"{" * 2000, headers={"X-Echo": ascii(TOKEN)})
+
+    async with web_server(handler) as url, client_of(url, **scene.options) as client:
+        await client.admin.sender_queue_stats(sender_id=119)
+
+
+async def invalid_argument(scene: Scene) -> None:
+    await scene.client.segments.get_counters(segment_id=-1, resource_id=24)
+
+
+async def invalid_match(scene: Scene) -> None:
+    await scene.client.relations.get_counter(relation_id=3, match="nobody")  # type: ignore[arg-type]
+
+
+async def invalid_admin_argument(scene: Scene) -> None:
+    await scene.client.admin.sender_queue_stats(sender_id=119, group="nope")  # type: ignore[arg-type]
+
+
+async def invalid_client_option(scene: Scene) -> None:
+    AltcraftClient(scene.fake.url, token=TOKEN, admin_token=ADMIN, format="yaml")  # type: ignore[arg-type]
+
+
+async def token_with_a_line_break(scene: Scene) -> None:
+    AltcraftClient(scene.fake.url, token=TOKEN + "\n", **scene.options)
+
+
+async def admin_token_with_a_line_break(scene: Scene) -> None:
+    AltcraftClient(scene.fake.url, token=TOKEN, admin_token=ADMIN + "\r\n", **scene.options)
+
+
+async def failed_task(scene: Scene) -> None:
+    scene.fake.plan_tasks(TaskPlan.fails(status="error"), count=1)
+    await scene.client.segments.refresh_and_wait(**SEG, policy=FAST_POLL)
+
+
+async def failed_pushed_task(scene: Scene) -> None:
+    scene.fake.plan_tasks(TaskPlan.fails(after_seconds=0.05), kind="resource", count=1)
+    await scene.client.resources.refresh_and_wait(
+        resource_id=24, database_id=1, feedback=scene.receiver
+    )
+
+
+async def task_timeout_after_echoed_poll_errors(scene: Scene) -> None:
+    scene.fake.plan_tasks(TaskPlan.never(), count=1)
+    scene.fake.faults.script("tasks/status", Fault.http(503, ECHO))
+    try:
+        await scene.client.segments.refresh_and_wait(**SEG, timeout=0.3, policy=FAST_POLL)
+    finally:
+        scene.fake.faults.clear()
+
+
+async def fan_out_failure(scene: Scene) -> None:
+    scene.fake.faults.next(SEG_REFRESH, Fault.api_error(401, f"unknown token {TOKEN}"))
+    refs = [SegmentRef(7, 24, 1)]
+    async with scene.client.segments.refresh_many(refs, policy=FAST_POLL) as outcomes:
+        async for outcome in outcomes:
+            assert outcome.error is not None
+            raise outcome.error
+
+
+async def closed_while_in_flight(scene: Scene) -> None:
+    scene.fake.faults.next(SEG_REFRESH, Fault.delay(5))
+    sent = asyncio.Event()
+    hooks = {"request": [lambda event: sent.set()]}
+    client = client_of(scene.fake.url, **scene.options, event_hooks=hooks)
+
+    async def close_once_sent() -> None:
+        await sent.wait()
+        await client.aclose()
+
+    closing = asyncio.ensure_future(close_once_sent())
+    try:
+        await client.segments.refresh_counters(**SEG)
+    finally:
+        await closing
+        scene.fake.faults.clear()
+
+
+async def closed_client(scene: Scene) -> None:
+    client = client_of(scene.fake.url, **scene.options)
+    await client.aclose()
+    await client.admin.sender_queue_stats(sender_id=119)
+
+
+async def callers_own_timeout(scene: Scene) -> None:
+    """Not an error of the SDK: the caller's deadline cancels a call waiting for its reply,
+    and the cancellation's traceback runs through the SDK and aiohttp."""
+    async with RawServer(until_closed) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        async with client_of(url, **scene.options) as client:
+            async with asyncio.timeout(0.1):
+                await client.admin.sender_queue_stats(sender_id=119)
+
+
+ERROR_SCENES: dict[str, tuple[type[BaseException], Callable[[Scene], Awaitable[None]]]] = {
+    "api error echoing the token": (BadRequestError, echoed_api_error),
+    "api error echoing the admin token": (PermissionDeniedError, echoed_admin_api_error),
+    "HTTP 502 echoing the tokens": (HTTPStatusError, echoed_http_502),
+    "undecodable reply echoing the tokens": (DecodeError, echoed_undecodable_reply),
+    "dropped connection": (TransportError, dropped_connection),
+    "truncated reply": (TransportError, truncated_reply),
+    "reset after the request": (TransportError, reset_after_the_request),
+    "request timeout": (RequestTimeoutError, request_timeout),
+    "start past the wait's deadline": (RequestTimeoutError, start_past_the_wait_deadline),
+    "oversized reply echoing a header": (DecodeError, oversized_reply_echoing_a_header),
+    "invalid argument": (InvalidRequestError, invalid_argument),
+    "invalid match": (InvalidRequestError, invalid_match),
+    "invalid admin argument": (InvalidRequestError, invalid_admin_argument),
+    "invalid client option": (InvalidRequestError, invalid_client_option),
+    "token with a line break": (InvalidRequestError, token_with_a_line_break),
+    "admin token with a line break": (InvalidRequestError, admin_token_with_a_line_break),
+    "failed task": (TaskFailedError, failed_task),
+    "failed pushed task": (TaskFailedError, failed_pushed_task),
+    "task timeout after echoed poll errors": (
+        TaskTimeoutError,
+        task_timeout_after_echoed_poll_errors,
+    ),
+    "refresh_many outcome": (AuthenticationError, fan_out_failure),
+    "closed while in flight": (ClientClosedError, closed_while_in_flight),
+    "closed client": (ClientClosedError, closed_client),
+    "the caller's own timeout": (TimeoutError, callers_own_timeout),
+}
+
+
+async def provoke(scene: Scene, run: Callable[[Scene], Awaitable[None]]) -> BaseException:
+    with anyio.fail_after(10):
+        try:
+            await run(scene)
+        except Exception as error:
+            return error
+    raise AssertionError("no error")
+
+
+@pytest.mark.parametrize("auth", ["body", "bearer"])
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+async def test_no_frame_of_any_error_holds_a_token(fmt: str, auth: str) -> None:
+    """Before: the tokens showed in the locals of ``AltcraftClient.__init__`` and ``.call``,
+    ``_check_token``, ``build_request`` (the token, the request document),
+    ``Transport._send_once`` and ``._decode`` (a reply echoing a token, its bytes or its
+    headers), and of aiohttp's ``ClientSession._request`` (the body as ``data``, the bearer
+    header in ``headers``). Rendering the traceback of an error from the constructor crashed
+    on Python 3.11 (the half-built client's repr raised).
+    """
+    options: dict[str, Any] = {"format": fmt, "auth": auth, "poll": FAST_POLL}
+    sdk_leaks: dict[str, list[str]] = {}
+    other_leaks: dict[str, list[str]] = {}
+    rendered_leaks: dict[str, str] = {}
+    async with (
+        serve(task_plan=TaskPlan.after_polls(1)) as fake,
+        FeedbackReceiver(secret=None, safety_poll_interval=30) as receiver,
+        client_of(fake.url, **options) as client,
+    ):
+        scene = Scene(fake, client, options, receiver)
+        for name, (kind, run) in ERROR_SCENES.items():
+            error = await provoke(scene, run)
+            assert isinstance(error, kind), f"{name}: {error!r}"
+            found = search_frames(error)
+            # the search went through the SDK's frames (and aiohttp's, when a call in flight
+            # was cancelled by the caller's own timeout)
+            assert any(file.startswith(SDK_ROOT) for file in found.files), name
+            if kind is TimeoutError:
+                assert any(f"{os.sep}aiohttp{os.sep}" in file for file in found.files)
+            if found.sdk:
+                sdk_leaks[name] = found.sdk
+            if found.others:
+                other_leaks[name] = found.others
+            text = rendered_with_locals(error)
+            if shows_a_token(text):
+                rendered_leaks[name] = text
+    assert sdk_leaks == {}
+    assert other_leaks == {}
+    assert rendered_leaks == {}
+
+
+def test_the_frame_search_finds_a_token_in_a_local() -> None:
+    """The detector itself, on a frame that holds a token the way the SDK's did."""
+
+    def build(token: str) -> None:
+        document = {"token": token}
+        raise InvalidRequestError(f"bad request of {len(document)} fields")
+
+    try:
+        build(TOKEN)
+    except InvalidRequestError as error:
+        found = search_frames(error)
+        text = rendered_with_locals(error)
+    assert sorted(entry.rpartition(": ")[2] for entry in found.others) == ["document", "token"]
+    assert found.sdk == [] and shows_a_token(text)
 
 
 # --- item 4: closing ends every queued call and retry sleep at once --------------------------

@@ -3,7 +3,8 @@
 Every public method and the usual error paths run against the fake with distinctive tokens, in
 both wire formats and with the token in the body or in an ``Authorization: Bearer`` header,
 while every logger is captured at DEBUG. Then every string a user could see or log is searched
-for the tokens. The command line and the demo are checked the same way.
+for the tokens, tracebacks rendered with their frames' locals included. The command line and
+the demo are checked the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import traceback
@@ -47,6 +49,8 @@ from altcraft_async import (
     TaskTimeoutError,
     TransportError,
 )
+from altcraft_async._scrub import Scrubber
+from altcraft_async._secret import HiddenStr, Secret
 from altcraft_async.cli import main
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
 
@@ -80,6 +84,10 @@ class Sink:
         self.errors.append(exc)
         self.add(what, str(exc), exc, vars(exc), *exc.args)
         self.add(what + " traceback", "".join(traceback.format_exception(exc)))
+        # as error trackers show it: with the locals of every frame (tests/test_hardening.py
+        # searches those frame by frame, error kind by error kind)
+        with_locals = traceback.TracebackException.from_exception(exc, capture_locals=True)
+        self.add(what + " traceback with locals", "".join(with_locals.format()))
         resume = getattr(exc, "resume_token", None)
         if resume:
             self.add(what + " resume token", resume)
@@ -362,6 +370,20 @@ def test_the_search_finds_a_leak() -> None:
     with pytest.raises(AssertionError, match="secret leaked"):
         assert_no_secret(sink)
     assert sink.leaks((MARKER,))  # the marker catches the mangled admin token too
+
+
+def test_a_secret_shows_nothing_of_itself() -> None:
+    """What the client keeps of its tokens: no repr, str or format of it, of a container
+    holding it, of the bearer header value or of the scrubber shows the token."""
+    secret = Secret(TOKEN)
+    hidden = HiddenStr(f"Bearer {TOKEN}")
+    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", repr({"token": secret})]
+    shown += [repr(hidden), repr({"Authorization": hidden}), repr(Scrubber([secret, None]))]
+    assert not [text for text in shown if MARKER in text]
+    assert secret.reveal() == TOKEN and secret == Secret(TOKEN) and secret != TOKEN
+    assert hidden == f"Bearer {TOKEN}" and f"{hidden}" == str(hidden) == f"Bearer {TOKEN}"
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
 
 
 # --- the command line --------------------------------------------------------------------------

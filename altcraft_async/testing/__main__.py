@@ -1,8 +1,9 @@
 """Run the fake platform standalone: ``python -m altcraft_async.testing --port 8080``.
 
 Useful for demos and for trying a client by hand. The platform is the seeded one; tasks take a
-random 0.5-5 s (virtual; see ``--time-scale``) unless ``--plan`` says otherwise. Tokens are
-never printed.
+random 0.5-5 s (virtual; see ``--time-scale``) unless ``--plan`` says otherwise; it answers in
+the documentation's way unless ``--dialect`` (or ``$ALTCRAFT_FAKE_DIALECT``) names another.
+Tokens are never printed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 
+from ._dialects import PRESETS, Dialect
 from ._env import realistic_plan
 from ._server import FakeAltcraft
 from ._tasks import PlanSource, TaskPlan
@@ -33,6 +35,13 @@ def _plan(text: str) -> PlanSource:
     raise argparse.ArgumentTypeError(f"unknown plan {text!r}")
 
 
+def _dialect(text: str) -> Dialect:
+    try:
+        return Dialect.named(text)
+    except ValueError as exc:  # argparse would print only "invalid value" for a ValueError
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m altcraft_async.testing", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -45,7 +54,23 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--plan", type=_plan, default=realistic_plan, help=_plan.__doc__)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--dialect",
+        type=_dialect,
+        default=None,
+        metavar="NAME[,NAME]",
+        help=(
+            f"how to fill in what the docs leave open: {', '.join(PRESETS)}, combined with "
+            "commas (default: $ALTCRAFT_FAKE_DIALECT, else plain)"
+        ),
+    )
+    args = parser.parse_args(argv)
+    if args.dialect is None:
+        try:  # resolved here so that a bad variable is a usage error, not a traceback
+            args.dialect = Dialect.from_env()
+        except ValueError as exc:
+            parser.error(str(exc))
+    return args
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -60,9 +85,13 @@ async def _serve(args: argparse.Namespace) -> None:
         time_scale=args.time_scale,
         host=args.host,
         port=args.port,
+        dialect=args.dialect,
     )
     async with fake:
-        print(f"fake Altcraft on {fake.url} ({fake.platform!r}); Ctrl-C stops it", flush=True)
+        print(
+            f"fake Altcraft on {fake.url} ({fake.platform!r}, {fake.dialect!r}); Ctrl-C stops it",
+            flush=True,
+        )
         await asyncio.Event().wait()
 
 

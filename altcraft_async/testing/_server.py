@@ -10,6 +10,9 @@ goes through the same steps, in this order, so that faults compose predictably:
 5. a fault that strikes *after processing* damages the reply; otherwise it is sent.
 
 Envelope errors go out with HTTP 200 (as the platform does) unless ``error_http_status=True``.
+Every envelope reply, and every feedback payload, is rendered in the fake's :class:`Dialect`
+(the documentation's way unless told otherwise): its data and bytes by the dialect, its HTTP
+options (gzip, chunked, ``Connection: close``, content type, dated ``Retry-After``) here.
 The server binds to the caller's running loop; :meth:`FakeAltcraft.stop` cancels task timers and
 webhook deliveries and closes everything, leaving no pending asyncio task behind.
 """
@@ -18,19 +21,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from aiohttp import web
 
 from ._clock import Clock, ManualClock, RealClock
+from ._dialects import Dialect
 from ._endpoints import ENDPOINTS, ApiError, Context, Endpoint, serve
 from ._faults import Fault, Faults
 from ._platform import Platform
 from ._recording import Recorder, RequestRecord, Stats, TokenKind
 from ._tasks import PlanSource, TaskBook, TaskKind, TaskPlan, TaskRecord
 from ._webhooks import WebhookDelivery, WebhookRecord, WebhookSender
-from ._wire import CONTENT_TYPES, Format, WireError, encode_reply, read_request, reply_format
+from ._wire import Format, WireError, read_request, reply_format
 
 __all__ = ["API_PREFIX", "FakeAltcraft"]
 
@@ -61,6 +66,7 @@ class FakeAltcraft:
         host: str = "127.0.0.1",
         port: int = 0,
         shutdown_timeout: float = 0.25,
+        dialect: Dialect | str | None = None,
     ) -> None:
         """Configure the fake; nothing runs until :meth:`start`.
 
@@ -69,6 +75,8 @@ class FakeAltcraft:
         ``clock`` is ``"real"`` (sped up by ``time_scale``), ``"manual"`` (advance it with
         ``fake.clock.advance``) or any :class:`Clock`. ``seed`` drives task ids and progress
         noise. ``shutdown_timeout`` bounds how long :meth:`stop` waits for requests in progress.
+        ``dialect`` is a :class:`Dialect` or preset names (``"go,proxy"``); when None,
+        ``$ALTCRAFT_FAKE_DIALECT`` names it (``plain``, the documentation's way, when unset).
         """
         self.platform = platform if platform is not None else Platform()
         self.clock: Clock = (
@@ -80,6 +88,13 @@ class FakeAltcraft:
         )
         self.faults = Faults()
         self.error_http_status = error_http_status
+        self.dialect = (
+            Dialect.from_env()
+            if dialect is None
+            else Dialect.named(dialect)
+            if isinstance(dialect, str)
+            else dialect
+        )
         self._token = token
         self._user_tokens = frozenset((token, *tokens))
         self._admin_token = admin_token
@@ -278,7 +293,7 @@ class FakeAltcraft:
         endpoint = ENDPOINTS.get(path)
         if endpoint is None:
             hint = " (this endpoint has a trailing slash)" if f"{path}/" in ENDPOINTS else ""
-            return self._reply(record, "json", None, 404, f"unknown method {path!r}{hint}")
+            return self._reply(request, record, "json", None, 404, f"unknown method {path!r}{hint}")
         decision = self.faults.decide(path, record.call)
         record.fault = decision.label
         if decision.delay > 0:
@@ -296,7 +311,7 @@ class FakeAltcraft:
             record.params = {key: value for key, value in params.items() if key != "token"}
             fmt = record.format = reply_format(params)
         except WireError as exc:
-            return self._reply(record, fmt, None, 400, str(exc))
+            return self._reply(request, record, fmt, None, 400, str(exc))
         fault = decision.fault
         if fault is not None and not fault.after_processing:
             return await self._fault(request, record, fault, fmt, b"")
@@ -304,10 +319,10 @@ class FakeAltcraft:
             self._authorize(record.token, endpoint)
             data = serve(endpoint, self._context, params)
         except ApiError as exc:
-            return self._reply(record, fmt, None, exc.code, exc.text)
+            return self._reply(request, record, fmt, None, exc.code, exc.text)
         if endpoint.starts_task:
             record.task_id = data["task_id"]
-        response = self._reply(record, fmt, data, 0, _OK_TEXT)
+        response = self._reply(request, record, fmt, data, 0, _OK_TEXT)
         if fault is not None:
             assert isinstance(response, web.Response) and isinstance(response.body, bytes)
             return await self._fault(request, record, fault, fmt, response.body)
@@ -343,18 +358,32 @@ class FakeAltcraft:
             raise ApiError(403, "forbidden: an admin token cannot call the user API")
 
     def _reply(
-        self, record: RequestRecord, fmt: Format, data: Any, error: int, error_text: str
+        self,
+        request: web.Request,
+        record: RequestRecord,
+        fmt: Format,
+        data: Any,
+        error: int,
+        error_text: str,
     ) -> web.Response:
         """An envelope reply; an unknown path is a real HTTP 404 whatever the option says."""
         status = 200
         if error and (self.error_http_status or error == 404):
             status = error if 400 <= error <= 599 else 400
         record.http_status, record.error, record.error_text = status, error, error_text
-        return web.Response(
+        dialect = self.dialect
+        response = web.Response(
             status=status,
-            body=encode_reply(data, error, error_text, fmt),
-            content_type=CONTENT_TYPES[fmt],
+            body=dialect.reply_body(data, error, error_text, fmt),
+            headers=self._content_type(fmt),
         )
+        if dialect.gzip and "gzip" in request.headers.get("Accept-Encoding", "").lower():
+            response.enable_compression(web.ContentCoding.gzip)
+        if dialect.chunked:
+            response.enable_chunked_encoding()
+        if dialect.connection_close:
+            response.force_close()
+        return response
 
     async def _fault(
         self, request: web.Request, record: RequestRecord, fault: Fault, fmt: Format, body: bytes
@@ -367,21 +396,21 @@ class FakeAltcraft:
             _close(request)
             return web.Response()  # never written: the transport is gone
         if fault.kind == "truncated":
-            full = body or encode_reply(None, 0, _OK_TEXT, fmt)
-            response = web.StreamResponse(status=200)
-            response.content_type = CONTENT_TYPES[fmt]
+            full = body or self.dialect.reply_body(None, 0, _OK_TEXT, fmt)
+            response = web.StreamResponse(status=200, headers=self._content_type(fmt))
             response.content_length = len(full)
             await response.prepare(request)
             await response.write(full[: len(full) // 2])
             _close(request)
             return response
         if fault.kind == "api_error":
-            return self._reply(record, fmt, None, fault.code, fault.error_text)
+            return self._reply(request, record, fmt, None, fault.code, fault.error_text)
         if fault.kind == "malformed":
-            return web.Response(status=200, body=fault.body, content_type=CONTENT_TYPES[fmt])
+            return web.Response(status=200, body=fault.body, headers=self._content_type(fmt))
         headers = {}
         if fault.kind == "rate_limited" and fault.retry_after is not None:
-            headers["Retry-After"] = f"{fault.retry_after:g}"
+            # real time: the client reads a date against its own clock, not the fake's
+            headers["Retry-After"] = self.dialect.retry_after(fault.retry_after, datetime.now(UTC))
         return web.Response(
             status=fault.status, body=fault.body, headers=headers, content_type="text/plain"
         )
@@ -399,8 +428,11 @@ class FakeAltcraft:
                 )
             record.result = [snapshot.task_wire()]
         if record.feedback_url is not None:
-            payload = {**record.status_data(), "task_id": record.task_id}
+            payload = self.dialect.webhook(record.view(), record.task_id)
             self._webhooks.send(record.task_id, record.feedback_url, payload)
+
+    def _content_type(self, fmt: Format) -> dict[str, str]:
+        return {"Content-Type": self.dialect.content_type(fmt)}
 
 
 def _close(request: web.Request) -> None:

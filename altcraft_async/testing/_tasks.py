@@ -13,6 +13,10 @@ Progress rises with the plan's own notion of elapsed work (time for ``after_seco
 stays at most 99 while running and is 100 once completed; a failed task keeps its last progress.
 The first non-terminal status (``pending``) is shown while progress is 0, later ones after.
 
+What a poll tells is a :class:`StatusView`: the status, progress and result as the fake's state
+has them, plus whether the task is running, succeeded or failed, so that a dialect can render it
+(``success``, ``null`` results...) without guessing from the status text.
+
 Each record keeps the server-clock times benchmarks need: creation, when the task became done,
 every poll, and when the terminal status was first served (``notice_latency`` is the delay
 between the last two). A task is *in flight* from creation until its terminal status is first
@@ -31,9 +35,18 @@ from attrs import define, evolve, field, frozen
 
 from ._clock import Clock, Timer
 
-__all__ = ["PlanSource", "TaskBook", "TaskKind", "TaskPlan", "TaskRecord"]
+__all__ = [
+    "PlanSource",
+    "StatusView",
+    "TaskBook",
+    "TaskKind",
+    "TaskPlan",
+    "TaskRecord",
+    "TaskState",
+]
 
 TaskKind = Literal["segment", "resource"]
+TaskState = Literal["running", "succeeded", "failed"]
 #: How progress of a ``never`` plan creeps towards 99: 1 - exp(-t / this) (virtual seconds).
 _NEVER_TIME_CONSTANT = 30.0
 _NOISE = 3.0
@@ -108,6 +121,23 @@ class TaskPlan:
 PlanSource = TaskPlan | Callable[[random.Random], TaskPlan]
 
 
+@frozen
+class StatusView:
+    """One answer of ``tasks/status`` (or a feedback payload), before any dialect renders it."""
+
+    status: str
+    progress: int
+    result: list[dict[str, Any]] | None
+    state: TaskState
+
+    def wire(self) -> dict[str, Any]:
+        """The ``data`` as the documentation shows it (a result only once there is one)."""
+        data: dict[str, Any] = {"status": self.status, "progress": self.progress}
+        if self.result is not None:
+            data["result"] = self.result
+        return data
+
+
 @define(eq=False)
 class TaskRecord:
     """One task and its history (times are server-clock seconds)."""
@@ -145,12 +175,12 @@ class TaskRecord:
             return None
         return self.final_served_at - self.done_at
 
-    def status_data(self) -> dict[str, Any]:
-        """The ``data`` of ``tasks/status`` as of the last update."""
-        data: dict[str, Any] = {"status": self.status, "progress": self.progress}
-        if self.result is not None:
-            data["result"] = self.result
-        return data
+    def view(self) -> StatusView:
+        """What ``tasks/status`` tells as of the last update."""
+        state: TaskState = (
+            "running" if not self.done else "succeeded" if self.plan.succeeds else "failed"
+        )
+        return StatusView(self.status, self.progress, self.result, state)
 
 
 @define(eq=False)
@@ -247,7 +277,7 @@ class TaskBook:
             )
         return record
 
-    def poll(self, task_id: str) -> dict[str, Any]:
+    def poll(self, task_id: str) -> StatusView:
         """Answer one ``tasks/status`` call (KeyError for an unknown id)."""
         record = self.tasks[task_id]
         now = self.clock.now()
@@ -259,7 +289,7 @@ class TaskBook:
             if record.final_served_at is None:
                 record.final_served_at = now
                 self.in_flight -= 1
-            return record.status_data()
+            return record.view()
         record.progress = self._progress(record, now)
         width = len(plan.running) - 1
         record.status = (
@@ -267,10 +297,10 @@ class TaskBook:
             if record.progress == 0 or width == 0
             else plan.running[1 + (record.progress * width) // 100]
         )
-        data = record.status_data()
+        view = record.view()
         if plan.polls is not None and len(record.polls) >= plan.polls:
             self._finish(record, now)
-        return data
+        return view
 
     def cancel_timers(self) -> None:
         """Call off every pending finish timer (the server is stopping)."""

@@ -7,12 +7,16 @@ other cross-check both. JSON uses the stdlib ``json`` for the same reason.
 Requests: ``application/json`` is a JSON object; ``application/xml`` (or ``text/xml``) is an
 ``<xml>`` root whose children become parameters (text stays text; the endpoint converts).
 Replies: the envelope ``{"data", "error", "error_text"}``; in XML a list becomes repeated
-elements, booleans ``true``/``false`` and None an empty element, as in the documentation.
+elements, booleans ``true``/``false`` and None an empty element, as in the documentation. The
+keyword options of :func:`encode_reply` are the byte-level choices of a dialect (see
+:mod:`._dialects`); without them the bytes are the documentation's.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import xmltodict
@@ -62,9 +66,32 @@ def reply_format(params: dict[str, Any]) -> Format:
     raise WireError(f"format must be 'json' or 'xml', got {value!r}")
 
 
-def encode_reply(data: Any, error: int, error_text: str, fmt: Format) -> bytes:
-    envelope = {"data": data, "error": error, "error_text": error_text}
+def encode_reply(
+    envelope: Mapping[str, Any],
+    fmt: Format,
+    *,
+    json_compact: bool = False,
+    xml_prolog: bool = False,
+    xml_indent: bool = False,
+    xml_short_empty: bool = False,
+    bom: bool = False,
+) -> bytes:
+    """The bytes of a reply envelope.
+
+    ``json_compact`` drops the spaces after separators; ``xml_prolog`` starts with
+    ``<?xml version="1.0" encoding="UTF-8"?>``, ``xml_indent`` puts one element per line
+    indented by two spaces, ``xml_short_empty`` writes ``<x/>``; ``bom`` prepends a UTF-8 BOM.
+    """
     if fmt == "json":
-        return json.dumps(envelope, ensure_ascii=False).encode()
-    text: str = xmltodict.unparse({"xml": envelope}, full_document=False)
-    return text.encode()
+        separators = (",", ":") if json_compact else None
+        text = json.dumps(envelope, ensure_ascii=False, separators=separators)
+    else:
+        text = xmltodict.unparse(
+            {"xml": envelope},
+            full_document=xml_prolog,
+            encoding="UTF-8",
+            pretty=xml_indent,
+            indent="  ",
+            short_empty_elements=xml_short_empty,
+        )
+    return (codecs.BOM_UTF8 if bom else b"") + text.encode()
