@@ -46,7 +46,7 @@ def non_empty_text(name: str, value: Any, *, allow_int: bool = False) -> str:
 
 
 def check_encodable(name: str, text: str) -> None:
-    """Refuse text that cannot go on the wire as UTF-8 (lone surrogates such as ``"\ud800"``),
+    r"""Refuse text that cannot go on the wire as UTF-8 (lone surrogates such as ``"\ud800"``),
     here and not in the encoder, whose error would quote the whole body, token included."""
     try:
         text.encode("utf-8")
