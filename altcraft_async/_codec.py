@@ -305,12 +305,11 @@ def _in_range(value: int, original: object) -> int:
 
 
 def _json_int(value: Any, _: type) -> int:
-    kind = type(value)
-    if kind is int:
-        return _in_range(value, value)
-    if kind is float and value.is_integer():  # 209.0 is exact; 209.5 is not
+    if type(value) is int and -_INT_LIMIT <= value < _INT_LIMIT:  # the usual case, inline
+        return value
+    if type(value) is float and value.is_integer():  # 209.0 is exact; 209.5 is not
         return _in_range(int(value), value)
-    raise _fail(value, "an integer")
+    raise _fail(value, "an integer within 64 bits")
 
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
@@ -318,15 +317,16 @@ _FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?
 
 
 def _xml_int(value: Any, _: type) -> int:
+    # Plain ASCII digits (the usual case) skip the strip and the regex; ``isdigit`` alone
+    # would also accept other Unicode digits, hence ``isascii``. At most 19 digits: no huge
+    # int(), and 19 nines is the only overflow left for the range check.
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 19:
+        return _in_range(int(value), value)
     if type(value) is int:
         return _in_range(value, value)
-    if isinstance(value, str):
-        text = value.strip()
-        # Plain ASCII digits (the usual case) skip the regex; ``isdigit`` alone would also
-        # accept other Unicode digits, hence ``isascii``. At most 19 digits: no huge int().
-        if (text.isascii() and text.isdigit() and len(text) <= 19) or _INT_TEXT.fullmatch(text):
-            return _in_range(int(text), value)
-    raise _fail(value, "an integer")
+    if isinstance(value, str) and _INT_TEXT.fullmatch(text := value.strip()):
+        return _in_range(int(text), value)
+    raise _fail(value, "an integer within 64 bits")
 
 
 def _float(value: Any, _: type) -> float:
@@ -493,10 +493,10 @@ def _model_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
         fields_hook = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
         def hook(value: Any, _: Any) -> Any:
-            if _is_empty(value):
+            if type(value) is not dict:  # the usual case skips both checks
+                if not _is_empty(value):
+                    raise _fail(value, f"an object for {cls.__name__}")
                 value = {}
-            elif not isinstance(value, dict):
-                raise _fail(value, f"an object for {cls.__name__}")
             return fields_hook(value, cls)
 
         return hook

@@ -219,7 +219,6 @@ def decode_reply(
     still read, so its error code and text are not lost.
     """
     ok_status = 200 <= status < 300
-    body = without_bom(body)
     try:
         envelope = parse(body, fmt, endpoint=spec.name)
     except DecodeError:
@@ -256,7 +255,7 @@ def decode_reply(
 def _envelope_in_other_format(body: bytes, fmt: Format) -> tuple[Format, dict[str, Any]] | None:
     """The body read in the other format, if it plainly starts like it (``{`` for JSON, ``<``
     for XML) and holds an envelope; None otherwise (an HTML page is no envelope)."""
-    start = body.lstrip()[:1]
+    start = without_bom(body).lstrip()[:1]
     other: Format | None = "json" if start == b"{" else "xml" if start == b"<" else None
     if other is None or other == fmt:
         return None
