@@ -660,7 +660,10 @@ async def test_rate_limit_spaces_requests(fake):
     times = sorted(record.at for record in fake.requests)
     assert len(times) == 10
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert min(gaps) >= 0.8 / 20, gaps
+    # paced at the client: the server sees the pace, blurred by each request's own trip (a
+    # new connection per request in the proxy dialects), so one gap may shrink a little
+    assert times[-1] - times[0] >= 0.9 * 9 / 20, gaps
+    assert min(gaps) >= 0.5 / 20, gaps
 
 
 async def test_a_call_cancelled_while_waiting_for_its_slot_gives_the_slot_back(fake):
