@@ -144,7 +144,9 @@ async def test_a_thousand_refreshes_with_a_few_failures() -> None:
         stats = fake.stats
         assert stats.tasks_started == 1000
         assert stats.by_endpoint[STATUS] == 2000  # after_polls(1): two polls per task
-        assert concurrency // 2 <= stats.max_tasks_in_flight <= concurrency
+        # never more than the bound; well above 1, so they did overlap (how far depends on
+        # the machine's load: a busy 2-core CI runner saw 21 of 50)
+        assert concurrency // 5 <= stats.max_tasks_in_flight <= concurrency
         assert stats.tasks_in_flight == 0
         # completion order: the fake served the terminal statuses in (nearly) this order
         served: dict[tuple[int | None, int], float] = {}
