@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -738,3 +740,32 @@ def test_seeded_generator_builds_100k_profiles():
     email = platform.resource_counters(1, 1)["email"]
     assert email["all"] == 50_000
     assert sum(email[s] for s in ("subscribed", "unsubscribed", "hardbounced")) < 50_000
+
+
+WAIT_IDLE_RACE = """
+import asyncio, time
+from altcraft_async.testing._webhooks import WebhookSender
+
+async def main():
+    sender = WebhookSender(time.monotonic)
+    async def deliver():
+        return None
+    task = asyncio.get_running_loop().create_task(deliver())
+    await asyncio.sleep(0)  # done; the callback that drops it from _pending not yet run
+    sender._pending.add(task)
+    task.add_done_callback(sender._pending.discard)
+    await sender.wait_idle()
+    print("idle")
+
+asyncio.run(main())
+"""
+
+
+def test_wait_webhooks_does_not_spin_on_a_delivery_that_just_finished() -> None:
+    # gather() of done tasks returns without yielding on 3.12+: the loop never ran the
+    # callback, and wait_idle spun forever at full CPU (seen once in CI). A subprocess, so
+    # that a regression fails in seconds instead of hanging the run.
+    done = subprocess.run(
+        [sys.executable, "-c", WAIT_IDLE_RACE], capture_output=True, text=True, timeout=20
+    )
+    assert done.stdout.strip() == "idle", done.stderr

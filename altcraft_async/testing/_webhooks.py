@@ -69,7 +69,11 @@ class WebhookSender:
     async def wait_idle(self) -> None:
         """Wait until every scheduled delivery has finished (successfully or not)."""
         while self._pending:
-            await asyncio.gather(*self._pending)
+            pending = list(self._pending)
+            await asyncio.gather(*pending)
+            # done tasks leave _pending by a callback that may not have run yet: gathering
+            # done tasks does not yield to the loop (3.12+), so drop them here or spin forever
+            self._pending.difference_update(pending)
 
     async def close(self) -> None:
         for task in self._pending:
