@@ -51,6 +51,11 @@ _FAILURE_REASON = "counters refresh failed"
 _OMIT: Final = object()  # marks a key that omitempty drops
 
 
+def _choice(kind: Any, default: str) -> Any:
+    """An attrs field holding one of the values of the Literal ``kind``."""
+    return field(default=default, validator=attrs.validators.in_(get_args(kind)))
+
+
 def _check_offset(
     instance: Dialect, attribute: attrs.Attribute[str | None], value: str | None
 ) -> None:
@@ -113,22 +118,16 @@ class Dialect:
     null_lists: bool = False
     null_maps: bool = False
     omit_empty: bool = False
-    time_fraction: TimeFraction = field(
-        default="ms", validator=attrs.validators.in_(get_args(TimeFraction))
-    )
+    time_fraction: TimeFraction = _choice(TimeFraction, "ms")
     utc_offset: str | None = field(default=None, validator=_check_offset)
     zero_time: bool = False
     json_compact: bool = False
-    status_case: StatusCase = field(
-        default="as_is", validator=attrs.validators.in_(get_args(StatusCase))
-    )
+    status_case: StatusCase = _choice(StatusCase, "as_is")
     status_padding: bool = False
     legacy_success: bool = False
     progress_as_string: bool = False
     omit_pending_progress: bool = False
-    failed_result: FailedResult = field(
-        default="absent", validator=attrs.validators.in_(get_args(FailedResult))
-    )
+    failed_result: FailedResult = _choice(FailedResult, "absent")
     gzip: bool = False
     chunked: bool = False
     connection_close: bool = False
