@@ -10,10 +10,17 @@ Imports flow downward only::
                       reader), to_builtins / from_builtins; its encoder reveals the token
     _sansio           endpoint specs -> request bytes; reply bytes -> model or error (no I/O);
                       Auth: how a token goes on the wire, made once per client
-    _poll, _retry     poll and retry policies as pure logic (never sleep)
+    _poll             the poll policy as pure logic (never sleeps)
+    _retry            the retry policy as pure logic; retry_target, the one retry driver
+                      (tries, pauses, the deadline; clock and sleep passed in)
+    _ratelimit        RateLimiter and the RateLimiterProtocol a shared limiter plugs into
     _events           request/response events and the event_hooks that receive them
     _scrub            Scrubber: every escaping of every secret blanked from replies and errors
-    _transport        the only user of aiohttp.ClientSession: timeouts, retries, rate limit
+    _transport        the seam: HTTPRequest -> AsyncTransport.send -> HTTPResponse; the
+                      AiohttpTransport, the only user of aiohttp.ClientSession, which maps
+                      every aiohttp and OS exception to ours in one function
+    _send             SendPath: build -> rate-limit slot -> connection slot -> hooks ->
+                      transport -> hooks -> decode -> limiter feedback, under retry_target
     _awaiter          Task handles: single-flight polling, deadlines, push/poll race
     _fanout           refresh_many: anyio task group + CapacityLimiter in one engine task
     _feedback         FeedbackReceiver (aiohttp.web), imported only when used: matching
@@ -21,9 +28,10 @@ Imports flow downward only::
     _feedback_guard   the receiver's defences: connections bounded in number and time,
                       rejections logged short, escaped and rate-limited
     api/              one module per area: the namespaces' thin async methods + specs
-    _client           AltcraftClient: configuration, lifecycle, namespaces
+    _client           AltcraftClient: configuration, lifecycle, namespaces; call = build + drive
     cli, _cli_local   the altcraft-async command line (the demo and fake-server load testing/)
-    testing/          FakeAltcraft and the pytest plugin; the modules above never import it
+    testing/          FakeAltcraft, MockTransport and the pytest plugin; the modules above never
+                      import it
 """
 
 import typing as _typing
@@ -50,8 +58,9 @@ from ._errors import (
 from ._events import EventHookMap, RequestEvent, ResponseEvent
 from ._fanout import FanOut, Outcome
 from ._poll import Backoff, PollPolicy
+from ._ratelimit import RateLimiter, RateLimiterProtocol
 from ._retry import RetryPolicy
-from ._transport import RateLimiter
+from ._transport import AiohttpTransport, AsyncTransport, HTTPRequest, HTTPResponse
 from .models import (
     ChannelCounters,
     CountersSnapshot,
@@ -86,8 +95,10 @@ def __getattr__(name: str) -> _typing.Any:
 __all__ = [
     "DEFAULT",
     "APIError",
+    "AiohttpTransport",
     "AltcraftClient",
     "AltcraftError",
+    "AsyncTransport",
     "AuthenticationError",
     "Backoff",
     "BadRequestError",
@@ -100,6 +111,8 @@ __all__ = [
     "FanOut",
     "Feedback",
     "FeedbackReceiver",
+    "HTTPRequest",
+    "HTTPResponse",
     "HTTPStatusError",
     "InvalidRequestError",
     "Match",
@@ -109,6 +122,7 @@ __all__ = [
     "PollPolicy",
     "QueueGroup",
     "RateLimiter",
+    "RateLimiterProtocol",
     "RelationInfo",
     "RequestEvent",
     "RequestTimeoutError",

@@ -1,4 +1,8 @@
-"""AltcraftClient: configuration, lifecycle, the namespaces, single-flight polls and fan-out."""
+"""AltcraftClient: configuration, lifecycle, the namespaces, single-flight polls and fan-out.
+
+A call is built and driven by the client's :class:`SendPath` over its :class:`AsyncTransport`
+(an :class:`AiohttpTransport` made from the aiohttp options unless one is given).
+"""
 
 from __future__ import annotations
 
@@ -22,10 +26,12 @@ from ._errors import ClientClosedError, InvalidRequestError, RequestTimeoutError
 from ._events import EventHookMap, EventHooks
 from ._fanout import FanOut
 from ._poll import PollPolicy
+from ._ratelimit import RateLimiter, RateLimiterProtocol
 from ._retry import RetryPolicy
-from ._sansio import Auth, EndpointSpec, build_request
+from ._sansio import Auth, EndpointSpec
 from ._secret import Secret
-from ._transport import DEFAULT_MAX_RESPONSE_SIZE, RateLimiter, Transport
+from ._send import SendPath
+from ._transport import DEFAULT_MAX_RESPONSE_SIZE, AiohttpTransport, AsyncTransport
 from .api._specs import TASKS_STATUS
 from .api.admin import AdminAPI
 from .api.relations import RelationsAPI
@@ -54,7 +60,9 @@ class AltcraftClient:
     - ``retry``: the :class:`RetryPolicy` of every call; ``poll``: the default
       :class:`PollPolicy` of task waits.
     - ``max_connections``: open requests at once; ``rate_limit``: requests per second over
-      all calls of this client (None: off), ``adaptive_rate_limit`` halves it on HTTP 429.
+      all calls of this client (None: off), ``adaptive_rate_limit`` halves it on HTTP 429;
+      ``rate_limiter``: a limiter of your own instead (any :class:`RateLimiterProtocol`, a
+      limiter shared by several processes say).
     - ``auth``: ``"body"`` sends the token in the request body as documented, ``"bearer"`` in
       an ``Authorization`` header.
     - ``session``: a caller-owned ``aiohttp.ClientSession`` (never closed by the client).
@@ -62,6 +70,10 @@ class AltcraftClient:
     - ``event_hooks``: ``{"request": [...], "response": [...]}``, callables (sync or async)
       given a :class:`RequestEvent` before each try and a :class:`ResponseEvent` after it;
       neither holds the token.
+    - ``transport``: any :class:`AsyncTransport` to send the requests with (``testing``'s
+      ``MockTransport``, an :class:`AiohttpTransport` of your own, ...); the client closes it
+      when it closes. The aiohttp options (``session``, ``ssl``, ``trace_configs``,
+      ``headers``, ``max_response_size``) then belong to that transport, not here.
     """
 
     def __init__(
@@ -84,6 +96,8 @@ class AltcraftClient:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
         event_hooks: EventHookMap | None = None,
+        transport: AsyncTransport | None = None,
+        rate_limiter: RateLimiterProtocol | None = None,
     ) -> None:
         # The tokens become Secrets first of all and their plain names go: from here on no
         # local of this frame shows them, if an error tracker renders a traceback through it.
@@ -102,6 +116,15 @@ class AltcraftClient:
         check_number("max_connections", max_connections, at_least=1, integer=True)
         check_number("rate_limit", rate_limit, above=0.0, optional=True)
         _check_options(retry, poll, max_response_size, headers, ssl, trace_configs)
+        _check_transport(
+            transport,
+            session=session is not None,
+            ssl=ssl is not True,
+            trace_configs=bool(trace_configs),
+            headers=bool(headers),
+            max_response_size=max_response_size != DEFAULT_MAX_RESPONSE_SIZE,
+        )
+        _check_rate_limiter(rate_limiter, rate_limit, adaptive_rate_limit)
         hooks = EventHooks.from_mapping(event_hooks)
         self.base_url = base_url.rstrip("/")
         self.format: Format = format
@@ -112,18 +135,27 @@ class AltcraftClient:
         self._admin_auth = (
             None if admin_secret is None else Auth(admin_secret, format, bearer=bearer)
         )
-        limiter = RateLimiter(rate_limit, adaptive=adaptive_rate_limit) if rate_limit else None
-        self._transport = Transport(
-            self.base_url,
+        if rate_limiter is None and rate_limit:
+            rate_limiter = RateLimiter(rate_limit, adaptive=adaptive_rate_limit)
+        if transport is None:
+            transport = AiohttpTransport(
+                session=session,
+                ssl=ssl,
+                trace_configs=trace_configs or (),
+                max_connections=max_connections,
+                max_response_size=max_response_size,
+                headers=headers,
+                secrets=(secret, admin_secret),
+            )
+        self._transport = transport
+        self._send = SendPath(
+            transport,
+            base_url=self.base_url,
+            fmt=format,
             timeout=float(timeout),
             retry=retry or RetryPolicy(),
             max_connections=max_connections,
-            session=session,
-            ssl_context=ssl,
-            rate_limiter=limiter,
-            trace_configs=trace_configs or (),
-            max_response_size=max_response_size,
-            headers=headers,
+            rate_limiter=rate_limiter,
             hooks=hooks,
             secrets=(secret, admin_secret),
         )
@@ -138,16 +170,16 @@ class AltcraftClient:
     def __repr__(self) -> str:
         # safe on a client whose constructor raised half way (a traceback rendered with its
         # locals shows this self too)
-        transport = getattr(self, "_transport", None)
-        if transport is None:
+        send = getattr(self, "_send", None)
+        if send is None:
             return "<AltcraftClient (not constructed)>"
-        state = "closed" if transport.closed else "open"
+        state = "closed" if send.closed else "open"
         parts = urlsplit(self.base_url)
         shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no userinfo
         return f"<AltcraftClient {shown} format={self.format} {state}>"
 
     async def __aenter__(self) -> AltcraftClient:
-        self._transport.check_usable()
+        self._send.check_usable()
         return self
 
     async def __aexit__(
@@ -161,13 +193,14 @@ class AltcraftClient:
     async def aclose(self) -> None:
         """Stop fan-outs still running, end task waits with ClientClosedError and close the
         connection pool; safe to call twice."""
-        transport = self._transport
-        if transport.bound_elsewhere() and (transport.session_open or self._polls):
+        send, transport = self._send, self._transport
+        if send.bound_elsewhere() and (_may_hold_sockets(transport) or self._polls):
             # its waits and sockets belong to that loop, which may run in another thread
             raise ClientClosedError(
                 "the client is bound to another event loop; close it from that loop"
             )
-        if transport.loop_ended:  # nothing of that loop can be woken or awaited any more
+        if send.loop_ended:  # nothing of that loop can be woken or awaited any more
+            send.close()
             await transport.aclose()
             return
         for shared in list(self._polls.values()):  # parked waits wake now, not at their poll
@@ -181,23 +214,28 @@ class AltcraftClient:
                         ClientClosedError("the client was closed during refresh_many")
                     )
         finally:
-            await transport.aclose()
+            send.close()  # queued calls, rate-limit waits and retry pauses end now
+            await transport.aclose()  # and the calls in flight
 
     @property
     def closed(self) -> bool:
-        return self._transport.closed
+        return self._send.closed
 
     @property
-    def rate_limiter(self) -> RateLimiter | None:
-        return self._transport.rate_limiter
+    def rate_limiter(self) -> RateLimiterProtocol | None:
+        return self._send.rate_limiter
 
     def connections_in_use(self) -> int:
-        """Connections held by requests right now (0 when the client is idle)."""
-        return self._transport.connections_in_use()
+        """Connections held by requests right now (0 when the client is idle): the aiohttp
+        pool's, or the requests in flight with another transport."""
+        transport = self._transport
+        if isinstance(transport, AiohttpTransport):
+            return transport.connections_in_use()
+        return self._send.requests_in_flight
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         transport = getattr(self, "_transport", None)
-        if transport is not None and transport.session_open:
+        if isinstance(transport, AiohttpTransport) and transport.session_open:
             _warn(
                 f"Unclosed AltcraftClient {self.base_url}: use 'async with' or await aclose()",
                 ResourceWarning,
@@ -219,20 +257,21 @@ class AltcraftClient:
         """One endpoint call. ``deadline`` (``time.monotonic()`` seconds) bounds every try and
         retry of it: the start of a refresh-and-wait spends the wait's own time."""
         check_number("timeout", timeout, above=0.0, optional=True)
+        send = self._send
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise RequestTimeoutError(
                     f"{spec.name}: no time left before the deadline", endpoint=spec.name, sent=False
                 )
-            timeout = min(timeout or self._transport.timeout, left)
-            retry = retry or self._transport.retry
+            timeout = min(timeout or send.timeout, left)
+            retry = retry or send.retry
             retry = evolve(retry, deadline=min(retry.deadline or left, left))
         auth = self._admin_auth if spec.admin else self._auth
         if auth is None:
             raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")
-        request = build_request(spec, args, token=auth, fmt=self.format)
-        return await self._transport.call(spec, request, self.format, timeout=timeout, retry=retry)
+        request = send.build(spec, args, auth)
+        return await send.drive(spec, request, timeout=timeout, retry=retry)
 
     async def fetch_status(self, task_id: str) -> TaskStatus:
         status: TaskStatus = await self.call(TASKS_STATUS, {"task_id": task_id})
@@ -330,6 +369,45 @@ def _check_options(
         or not all(isinstance(config, aiohttp.TraceConfig) for config in trace_configs)
     ):
         raise InvalidRequestError("trace_configs must be a sequence of aiohttp.TraceConfig")
+
+
+def _check_transport(transport: object, **aiohttp_options: bool) -> None:
+    """``transport`` is an AsyncTransport, and no option of the aiohttp transport was given
+    with it (they would be silently ignored). ``aiohttp_options``: which ones were given."""
+    if transport is None:
+        return
+    if not isinstance(transport, AsyncTransport):
+        raise InvalidRequestError(
+            "transport must be an AsyncTransport (async send(request, *, timeout) and "
+            f"aclose()), got {type(transport).__name__}"
+        )
+    given = [name for name, was_given in aiohttp_options.items() if was_given]
+    if given:
+        raise InvalidRequestError(
+            f"transport= cannot be combined with {', '.join(given)}: they configure the "
+            "aiohttp transport; give them to AiohttpTransport(...) instead"
+        )
+
+
+def _check_rate_limiter(limiter: object, rate_limit: float | None, adaptive: bool) -> None:
+    """``rate_limiter`` has the limiter protocol and is not given with the options that make
+    the built-in one."""
+    if limiter is None:
+        return
+    if rate_limit is not None or adaptive:
+        raise InvalidRequestError(
+            "rate_limiter= replaces rate_limit= and adaptive_rate_limit=: give one or the other"
+        )
+    if not isinstance(limiter, RateLimiterProtocol):
+        raise InvalidRequestError(
+            "rate_limiter must have async acquire(sleep), on_rate_limited(paced_at) and "
+            f"on_success(), got {type(limiter).__name__}"
+        )
+
+
+def _may_hold_sockets(transport: AsyncTransport) -> bool:
+    """Whether closing ``transport`` may touch its loop's sockets (an unknown one may)."""
+    return not isinstance(transport, AiohttpTransport) or transport.session_open
 
 
 def _check_token(name: str, token: Secret) -> None:

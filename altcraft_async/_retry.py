@@ -1,24 +1,42 @@
-"""Which failed requests to retry and when: the retry policy as pure logic.
+"""Which failed requests to retry and when: the retry policy as pure logic, and the driver.
 
 Reads and status polls are retried on connection errors, timeouts, 5xx, 429 and unreadable
 replies. Calls that *start* a task are not retried after the request may have reached the
 server (a retry could start a duplicate task) unless the caller opts in; they are retried when
 the request provably never left (connection refused) or was refused with 429.
+
+:func:`retry_target` drives any attempt under a policy (in the shape of google-api-core's
+``retry_target``): tries, pauses and the overall deadline, with the clock, the pause and the
+jitter passed in, so that it runs as well on a fake clock as on the loop's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 from attrs import field, frozen
 
-from ._errors import AltcraftError, APIError, DecodeError, HTTPStatusError, TransportError
+from ._errors import (
+    AltcraftError,
+    APIError,
+    DecodeError,
+    HTTPStatusError,
+    RequestTimeoutError,
+    TransportError,
+)
 from ._poll import Backoff
 from .models._checks import number_in_range
 
-__all__ = ["RetryPolicy", "http_status_of", "parse_retry_after"]
+__all__ = ["OnRetry", "RetryPolicy", "Try", "http_status_of", "parse_retry_after", "retry_target"]
+
+T = TypeVar("T")
 
 
 # delta-seconds; fractions are accepted too (some proxies and test servers send "0.25")
@@ -110,3 +128,103 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         return max(0.0, (when - now).total_seconds())
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Try:
+    """One try as :func:`retry_target` hands it to the attempt: its ``number`` (0 for the
+    first), the seconds ``left`` of the policy's deadline when it starts (None: no deadline)
+    and ``sent``, which the attempt sets once its request may have reached the server (what
+    a deadline cutting the try short reports)."""
+
+    __slots__ = ("left", "number", "sent")
+
+    def __init__(self, number: int, left: float | None) -> None:
+        self.number = number
+        self.left = left
+        self.sent = False
+
+    def __repr__(self) -> str:
+        return f"<try {self.number + 1}, sent={self.sent}>"
+
+
+#: Called before each retry's pause: the number of the failed try (from 1), the pause, the error.
+OnRetry = Callable[[int, float, AltcraftError], object]
+
+
+async def retry_target(
+    attempt: Callable[[Try], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    starts_task: bool,
+    sleep: Callable[[float], Awaitable[object]],
+    endpoint: str = "",
+    clock: Callable[[], float] = time.monotonic,
+    rand: Callable[[], float] = random.random,
+    now: Callable[[], datetime] = _utc_now,
+    on_retry: OnRetry | None = None,
+) -> T:
+    """Await ``attempt`` until it succeeds or ``policy`` gives up, and return its result.
+
+    This owns the tries and nothing else: which errors are retried, the pause before each
+    retry (``Retry-After`` included), and the policy's deadline over all tries, each try cut
+    short when it runs past it (a :class:`RequestTimeoutError` whose ``sent`` is the try's).
+    A pause that would end past the deadline is not taken: the try's own error is raised.
+    Only :class:`AltcraftError` is retried; anything else (cancellation included) ends the
+    call as it is. ``sleep`` is the pause (the client's is cut short by closing the client),
+    ``clock`` the seconds the deadline is measured in, ``rand`` the jitter, ``now`` the date
+    ``Retry-After`` dates are read against.
+    """
+    started = clock()
+    deadline = policy.deadline
+    number = 0
+    while True:
+        current = Try(number, None if deadline is None else deadline - (clock() - started))
+        try:
+            if current.left is None:
+                return await attempt(current)
+            return await _by_deadline(attempt(current), current, endpoint)
+        except AltcraftError as error:
+            number += 1
+            delay = _pause(policy, number, error, starts_task, rand, now)
+            if delay is None:
+                raise
+            if deadline is not None and delay >= deadline - (clock() - started):
+                raise
+            if on_retry is not None:
+                on_retry(number, delay, error)
+        # outside the except block: an error of the sleep does not carry the try's as context
+        await sleep(delay)
+
+
+def _pause(
+    policy: RetryPolicy,
+    tries: int,
+    error: AltcraftError,
+    starts_task: bool,
+    rand: Callable[[], float],
+    now: Callable[[], datetime],
+) -> float | None:
+    """The pause before another try after ``tries`` failed ones, or None: give up."""
+    if tries >= policy.attempts or not policy.should_retry(error, starts_task=starts_task):
+        return None
+    return policy.delay(tries - 1, error, rand(), now())
+
+
+async def _by_deadline(trying: Awaitable[T], current: Try, endpoint: str) -> T:
+    """Await one try within the seconds left of the deadline; past them, a
+    RequestTimeoutError that says whether the try had sent its request."""
+    assert current.left is not None
+    try:
+        async with asyncio.timeout(max(current.left, 0.0)) as deadline:
+            return await trying
+    except TimeoutError:
+        if not deadline.expired():  # the try's own timeout, or a hook's: not the deadline
+            raise
+    where = f"{endpoint}: " if endpoint else ""
+    raise RequestTimeoutError(
+        f"{where}no reply within the retry deadline", endpoint=endpoint, sent=current.sent
+    )

@@ -1,0 +1,340 @@
+"""The send path of one client: from an endpoint call to its decoded reply, a step per concern.
+
+:meth:`SendPath.build` turns a call into an :class:`HTTPRequest` (the sans-I/O layer's
+``build_request``); :meth:`SendPath.drive` sends it under the retry policy
+(:func:`retry_target`), each try being::
+
+    rate-limit slot -> connection slot -> request hooks -> transport.send -> response hooks
+    -> decode (secrets blanked from errors) -> limiter feedback (429, success)
+
+The sans-I/O layer is entered from here only, both ways. Waiting that the client itself imposes
+(a connection slot, a rate-limit slot, the pause before a retry) happens in :class:`Waits`,
+outside the per-try timeout, and closing the client cuts every such wait short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._codec import Format
+from ._errors import (
+    AltcraftError,
+    APIError,
+    ClientClosedError,
+    DecodeError,
+    HTTPStatusError,
+    TransportError,
+)
+from ._events import EventHooks, RequestEvent, ResponseEvent, emit
+from ._ratelimit import RateLimiterProtocol
+from ._retry import RetryPolicy, Try, http_status_of, retry_target
+from ._sansio import Auth, EndpointSpec, build_request, decode_reply
+from ._scrub import Scrubber
+from ._secret import Secret
+from ._transport import (
+    CURRENT_SEND,
+    AsyncTransport,
+    HTTPRequest,
+    HTTPResponse,
+    LoopBinding,
+    SendProgress,
+    closed_error,
+)
+
+__all__ = ["SendPath", "Waits"]
+
+logger = logging.getLogger("altcraft_async")
+
+
+class Waits:
+    """The waits a client imposes on its own calls: a free connection (at most
+    ``max_connections`` requests at once) and closable sleeps (a rate-limit slot, the pause
+    before a retry).
+
+    Queueing for a connection happens here rather than in the transport's pool, so the per-try
+    timeout is never spent waiting behind the client's other calls, and a call timed out in
+    the queue is known never to have left. :meth:`close` ends every wait at once with
+    ClientClosedError (a waiter's future gets False).
+    """
+
+    def __init__(self, connections: int) -> None:
+        self.connections = connections
+        self._free = connections
+        self._queue: deque[asyncio.Future[bool]] = deque()  # True: a connection handed over
+        self._sleeping: set[asyncio.Future[bool]] = set()  # True: slept its full length
+        self.closed = False
+
+    async def connection(self, endpoint: str) -> None:
+        """Take one of the connections; give it back with :meth:`release`."""
+        if self.closed:
+            raise closed_error(endpoint)
+        if self._free and not self._queue:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(waiter)
+        try:
+            granted = await waiter
+        except BaseException:
+            # cancelled just after being handed a connection: pass it on (a cancelled waiter
+            # still in the queue is skipped by release)
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()
+            raise
+        if not granted:
+            raise closed_error(endpoint)
+
+    @property
+    def in_use(self) -> int:
+        return self.connections - self._free
+
+    def release(self) -> None:
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+        self._free += 1
+
+    async def sleep(self, delay: float, *, endpoint: str) -> None:
+        """Sleep ``delay`` seconds, or raise ClientClosedError as soon as the client closes."""
+        if self.closed:
+            raise closed_error(endpoint)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(max(delay, 0.0), _wake, waiter)
+        self._sleeping.add(waiter)
+        try:
+            slept = await waiter
+        finally:
+            timer.cancel()
+            self._sleeping.discard(waiter)
+        if not slept:
+            raise closed_error(endpoint)
+
+    def close(self) -> None:
+        self.closed = True
+        waiters = [*self._queue, *self._sleeping]
+        self._queue.clear()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(False)
+
+
+def _wake(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
+
+
+class SendPath:
+    """Builds, sends, retries and decodes the calls of one client over one transport.
+
+    Bound to one event loop from its first call (its waits are that loop's futures).
+    """
+
+    def __init__(
+        self,
+        transport: AsyncTransport,
+        *,
+        base_url: str,
+        fmt: Format,
+        timeout: float,
+        retry: RetryPolicy,
+        max_connections: int,
+        rate_limiter: RateLimiterProtocol | None = None,
+        hooks: EventHooks | None = None,
+        secrets: Sequence[Secret | None] = (),
+    ) -> None:
+        self.transport = transport
+        self.base_url = base_url.rstrip("/")
+        self.format: Format = fmt
+        self.timeout = timeout
+        self.retry = retry
+        self.rate_limiter = rate_limiter
+        self.closed = False
+        self._hooks = hooks or EventHooks()
+        self._scrub = Scrubber(secrets)
+        self._waits = Waits(max_connections)
+        self._binding = LoopBinding()
+        self._random = random.Random()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def loop_ended(self) -> bool:
+        """Whether the event loop it was bound to has been closed."""
+        return self._binding.ended
+
+    def bound_elsewhere(self) -> bool:
+        """Whether it is bound to another event loop that is still open."""
+        return self._binding.elsewhere()
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Tries holding one of the client's connection slots right now."""
+        return self._waits.in_use
+
+    def check_usable(self) -> None:
+        """Raise ClientClosedError now if the client cannot send from this loop."""
+        if self.closed:
+            raise ClientClosedError("the client is closed")
+        self._binding.bind()
+
+    def close(self) -> None:
+        """End every queued call, rate-limit wait and retry pause now; the calls in flight
+        end when the transport closes. Safe from another thread, and after the loop ended."""
+        self.closed = True
+        binding = self._binding
+        if binding.ended:  # nothing of an ended loop can be woken or awaited any more
+            return
+        if binding.elsewhere():  # closed from another thread
+            assert binding.loop is not None
+            binding.loop.call_soon_threadsafe(self._waits.close)
+        else:
+            self._waits.close()
+
+    # -- the path ------------------------------------------------------------------------
+
+    def build(self, spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> HTTPRequest:
+        """The request of one call (InvalidRequestError for bad arguments, nothing sent)."""
+        prepared = build_request(spec, args, token=auth, fmt=self.format)
+        return HTTPRequest(
+            self.base_url + prepared.path,
+            headers=prepared.headers,
+            body=prepared.body,
+            endpoint=spec.name,
+        )
+
+    async def drive(
+        self,
+        spec: EndpointSpec,
+        request: HTTPRequest,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Send ``request`` (retrying as the policy allows) and decode the reply."""
+        per_try = timeout if timeout is not None else self.timeout
+        return await retry_target(
+            functools.partial(self._try, spec, request, per_try),
+            retry or self.retry,
+            starts_task=spec.starts_task,
+            sleep=functools.partial(self._waits.sleep, endpoint=spec.name),
+            endpoint=spec.name,
+            rand=self._random.random,
+            on_retry=functools.partial(_log_retry, spec.name),
+        )
+
+    async def _try(
+        self, spec: EndpointSpec, request: HTTPRequest, per_try: float, attempt: Try
+    ) -> Any:
+        """One try: a rate-limit slot, a connection, the hooks, the exchange, the decoding."""
+        self.check_usable()  # the client may have been closed while the last try was in flight
+        timeout = per_try if attempt.left is None else min(per_try, max(attempt.left, 0.001))
+        waits, hooks, limiter = self._waits, self._hooks, self.rate_limiter
+        paced_at = 0.0
+        if limiter is not None:
+            paced_at = await limiter.acquire(functools.partial(waits.sleep, endpoint=spec.name))
+        await waits.connection(spec.name)
+        try:
+            if hooks.request:
+                await emit(hooks.request, RequestEvent(spec.name, request.url, attempt.number + 1))
+            started = time.monotonic()
+            response, failure, progress = await self._exchange(request, timeout, attempt)
+        finally:
+            waits.release()
+        elapsed = time.monotonic() - started
+        status = progress.status if response is None else response.status
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "POST %s status=%s attempt=%d elapsed=%.3fs%s",
+                spec.path,
+                status,
+                attempt.number + 1,
+                elapsed,
+                "" if failure is None else f" error={type(failure).__name__}",
+            )
+        if hooks.response:
+            headers = progress.headers if response is None else response.headers
+            event = ResponseEvent(
+                spec.name, request.url, attempt.number + 1, elapsed, status, headers, failure
+            )
+            await emit(hooks.response, event)
+        if failure is not None:
+            raise failure
+        assert response is not None
+        try:
+            result = self._decode(spec, response)
+        except (HTTPStatusError, APIError) as error:
+            if limiter is not None and http_status_of(error) == 429:
+                limiter.on_rate_limited(paced_at)
+            raise
+        if limiter is not None:
+            limiter.on_success()
+        return result
+
+    async def _exchange(
+        self, request: HTTPRequest, timeout: float, attempt: Try
+    ) -> tuple[HTTPResponse | None, AltcraftError | None, SendProgress]:
+        """``transport.send``: the reply, or the error it raised (ours); how far it got.
+
+        The error is returned, to be raised again by :meth:`_try` without these frames (their
+        locals may hold the transport's), after the response hooks saw it.
+        """
+        progress = SendProgress()
+        reset = CURRENT_SEND.set(progress)
+        try:
+            response = await self.transport.send(request, timeout=timeout)
+        except AltcraftError as error:
+            if isinstance(error, TransportError) and self._scrub:
+                _scrub_message(self._scrub, error)  # a caller's transport may quote anything
+            return None, error.with_traceback(None), progress
+        finally:
+            CURRENT_SEND.reset(reset)
+            # for a deadline that cuts the try short, now or later in it
+            attempt.sent = progress.may_have_sent
+        return response, None, progress
+
+    def _decode(self, spec: EndpointSpec, response: HTTPResponse) -> Any:
+        """:func:`decode_reply`, but an error about a reply that holds a secret (a proxy or
+        server echoing the request) is made again from the reply with every form of every
+        secret blanked out, since errors quote replies. Good replies are decoded as they came
+        (a short token must not damage them).
+
+        The error raised then comes from the blanked reply, and no local of this frame or of
+        the callers' holds the reply's bytes or headers (a traceback rendered with its locals
+        would show them): only the :class:`HTTPResponse`, whose repr shows neither."""
+        scrub, fmt = self._scrub, self.format
+        try:
+            return decode_reply(spec, response.status, response.headers, response.body, fmt)
+        except AltcraftError as error:
+            if not scrub:
+                raise
+            clean_body, clean_headers = scrub.data(response.body), scrub.headers(response.headers)
+            if clean_body == response.body and clean_headers is response.headers:
+                scrub.error(error)
+                raise
+        # outside the except block: the first error is not kept as __context__ either
+        try:
+            decode_reply(spec, response.status, clean_headers, clean_body, fmt)
+        except AltcraftError as error:
+            scrub.error(error)
+            raise
+        # only the blanking made it readable: no value can be trusted
+        raise DecodeError("the reply echoes a credential", endpoint=spec.name, transient=False)
+
+
+def _scrub_message(scrub: Scrubber, error: AltcraftError) -> None:
+    """Blank the secrets out of an error's message, in place."""
+    error.args = tuple(scrub.text(arg) if isinstance(arg, str) else arg for arg in error.args)
+
+
+def _log_retry(endpoint: str, tries: int, delay: float, error: AltcraftError) -> None:
+    logger.debug("%s retry %d in %.3fs after %s", endpoint, tries, delay, type(error).__name__)
