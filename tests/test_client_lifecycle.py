@@ -16,7 +16,14 @@ from typing import Any
 import anyio
 import pytest
 
-from altcraft_async import AltcraftClient, Backoff, ClientClosedError, Match, PollPolicy
+from altcraft_async import (
+    AiohttpTransport,
+    AltcraftClient,
+    Backoff,
+    ClientClosedError,
+    Match,
+    PollPolicy,
+)
 from altcraft_async.testing import FakeAltcraft, Platform, TaskPlan
 
 TOKEN = "user-SECRET-lifecycle"
@@ -198,14 +205,15 @@ def test_a_client_whose_loop_has_ended_can_still_be_closed():
 
 @pytest.mark.anyio
 async def test_unclosed_client_warns_when_collected(fake):
-    client = AltcraftClient(fake.url, token=TOKEN)
+    transport = AiohttpTransport()  # kept alive so that only the client is collected
+    client = AltcraftClient(fake.url, token=TOKEN, transport=transport)
     await subscribed_sendable(client)
-    session = client._transport._session  # kept alive so that only the client is collected
-    assert session is not None and not session.closed
+    assert transport.session_open
     with pytest.warns(ResourceWarning, match="Unclosed AltcraftClient"):
         del client
         gc.collect()
-    await session.close()  # what the client should have done; no aiohttp warning follows
+    await transport.aclose()  # what the client should have done; no aiohttp warning follows
+    assert not transport.session_open
 
 
 @pytest.mark.anyio

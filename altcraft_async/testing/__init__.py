@@ -17,6 +17,7 @@ from ._clock import Clock, ManualClock, RealClock
 from ._dialects import Dialect
 from ._env import client_from_env, realistic_plan
 from ._faults import ANY_PATH, Fault, Faults
+from ._mock import MockTransport
 from ._platform import STATUSES, Platform, PlatformError, Profile, QueueRow, Rule, Snapshot
 from ._recording import RequestRecord, Stats
 from ._server import FakeAltcraft
@@ -37,6 +38,7 @@ __all__ = [
     "Fault",
     "Faults",
     "ManualClock",
+    "MockTransport",
     "Platform",
     "PlatformError",
     "Profile",
