@@ -175,8 +175,9 @@ async def retry_target(
     A pause that would end past the deadline is not taken: the try's own error is raised.
     Only :class:`AltcraftError` is retried; anything else (cancellation included) ends the
     call as it is. ``sleep`` is the pause (the client's is cut short by closing the client),
-    ``clock`` the seconds the deadline is measured in, ``rand`` the jitter, ``now`` the date
-    ``Retry-After`` dates are read against.
+    ``clock`` the seconds the deadline is measured in (a try itself is cut by the running
+    loop's timer, the ``left`` seconds after it starts), ``rand`` the jitter, ``now`` the
+    date ``Retry-After`` dates are read against.
     """
     started = clock()
     deadline = policy.deadline
