@@ -173,7 +173,7 @@ def _resource_target(platform: Platform, params: Mapping[str, Any]) -> TaskTarge
 def _database_target(platform: Platform, params: Mapping[str, Any]) -> TaskTarget:
     database_id = _req_int(params, "id")
     resource_id = _req_int(params, "resource_id")
-    platform.database(database_id)
+    platform.database(database_id)  # the object the path names is reported first when unknown
     platform.check_link(resource_id, database_id)
     return TaskTarget(resource_id, database_id)
 
@@ -299,7 +299,8 @@ def queue_stats(ctx: Context, params: Mapping[str, Any]) -> Any:
     )
 
 
-#: Served paths, exactly as documented (``admin/senders/queue/stats/`` keeps its slash).
+#: Served paths, exactly as documented (``admin/senders/queue/stats/`` keeps its slash; the
+#: ``databases/`` ones are inferred from their siblings, see ``api/_specs.py``).
 ENDPOINTS: dict[str, Endpoint] = {
     "segments/get_counters": Endpoint(get_counters),
     "databases/get_counters": Endpoint(database_counters),
