@@ -19,9 +19,9 @@ from altcraft_async.testing import (
     FakeAltcraft,
     Fault,
     ManualClock,
-    Platform,
     TaskPlan,
 )
+from altcraft_async.testing._seed import seeded_platform
 
 pytestmark = pytest.mark.anyio
 
@@ -138,6 +138,48 @@ async def test_resource_refresh_counts_the_whole_database(fake, session):
     assert counts["email"]["all"] == 5 and counts["email"]["hardbounced"] == 1
 
 
+async def test_database_counters_stay_stale_until_a_database_refresh_completes(fake, session):
+    ref = {"id": 1, "resource_id": 24}
+    before = await ok(session, fake, "databases/get_counters", **ref)
+    assert before == sendable(fake.platform.resource_counters(24, 1))
+    assert before[0] == {
+        "channel": "email",
+        "status": {"subscribed_sendable": 2, "unconfirmed_sendable": 1},
+    }
+    unsubscribed = fake.platform.profile_ids(1)[2]
+    fake.platform.set_subscription(unsubscribed, 24, "email", "subscribed")
+    assert await ok(session, fake, "databases/get_counters", **ref) == before
+    # a resource refresh counts the same profiles but stores nothing
+    await ok(session, fake, "resources/refresh_counters", id=24, list_id=1)
+    assert await ok(session, fake, "databases/get_counters", **ref) == before
+    fake.plan_tasks(TaskPlan.after_polls(2), kind="database", count=1)
+    started = await ok(session, fake, "databases/refresh_counters", **ref)
+    record = fake.tasks[started["task_id"]]
+    assert (record.kind, record.database_id, record.resource_id) == ("database", 1, 24)
+    assert record.plan == TaskPlan.after_polls(2)
+    running = await ok(session, fake, "tasks/status", task_id=started["task_id"])
+    assert running["status"] != "completed" and "result" not in running
+    assert await ok(session, fake, "databases/get_counters", **ref) == before  # still running
+    await ok(session, fake, "tasks/status", task_id=started["task_id"])  # done after this one
+    status = await ok(session, fake, "tasks/status", task_id=started["task_id"])
+    assert status["status"] == "completed" and status["progress"] == 100
+    (snapshot,) = status["result"]
+    expected = fake.platform.resource_counters(24, 1)
+    assert {c["channel"]: c["status"] for c in snapshot["channels"]} == expected
+    assert expected["email"]["subscribed_sendable"] == 3
+    assert snapshot["list_id"] == 1 and snapshot["resource_id"] == 24
+    after = await ok(session, fake, "databases/get_counters", **ref)
+    assert after == sendable(expected) != before
+    # the segment snapshots are their own: unchanged by the database refresh
+    segment = await ok(session, fake, "segments/get_counters", id=7, resource_id=24, list_id=1)
+    assert segment == sendable(fake.platform.segment_counters(7, 24))
+
+
+async def test_plan_tasks_refuses_an_unknown_kind(fake):
+    with pytest.raises(ValueError, match="unknown task kind 'databse'; known: segment, resource"):
+        fake.plan_tasks(TaskPlan.never(), kind="databse")
+
+
 async def test_unknown_ids_and_bad_parameters_are_error_400(fake, session):
     cases = [
         ("segments/get_counters", {"id": 99, "resource_id": 24}, "segment 99 not found"),
@@ -147,6 +189,17 @@ async def test_unknown_ids_and_bad_parameters_are_error_400(fake, session):
         ("segments/get_counters", {"id": "x", "resource_id": 24}, "id must be an integer"),
         ("segments/refresh_counters", {"id": 7, "resource_id": 24, "db_id": 2}, "database 2"),
         ("resources/refresh_counters", {"id": 24}, "list_id is required"),
+        ("databases/get_counters", {"id": 9, "resource_id": 24}, "database 9 not found"),
+        ("databases/get_counters", {"id": 1, "resource_id": 5}, "resource 5 not found"),
+        ("databases/get_counters", {"resource_id": 24}, "id is required"),
+        ("databases/get_counters", {"id": 1}, "resource_id is required"),
+        ("databases/refresh_counters", {"id": 9, "resource_id": 24}, "database 9 not found"),
+        ("databases/refresh_counters", {"id": 1, "resource_id": 5}, "resource 5 not found"),
+        (
+            "databases/refresh_counters",
+            {"id": 1, "resource_id": 24, "feedback": {"url": "ftp://x"}},
+            "feedback.url must be an absolute http(s) URL",
+        ),
         ("tasks/status", {"task_id": "nope"}, "task nope not found"),
         ("relations/get_counter", {"rel_id": 4, "email": "a@b.c"}, "relation 4 not found"),
         ("relations/get_counter", {"rel_id": 3, "matching": "phone"}, "phone is required"),
@@ -512,6 +565,32 @@ async def test_webhook_delivery_modes(fake, session, receiver, delivery, copies)
         assert records[0].error == "lost on purpose"
 
 
+async def test_database_refresh_fires_its_feedback_webhook(fake, session, receiver):
+    url, received = receiver
+    fake.plan_tasks(TaskPlan.after_seconds(10), kind="database")
+    started = await ok(
+        session,
+        fake,
+        "databases/refresh_counters",
+        id=1,
+        resource_id=24,
+        feedback={"type": "JSON", "url": url},
+    )
+    record = fake.tasks[started["task_id"]]
+    assert (record.feedback_url, record.feedback_type) == (url, "JSON")
+    fake.advance(10)
+    await fake.wait_webhooks()
+    payload = received.get_nowait()
+    assert payload["task_id"] == started["task_id"]
+    assert payload["status"] == "completed" and payload["progress"] == 100
+    (snapshot,) = payload["result"]
+    assert snapshot["list_id"] == 1 and snapshot["resource_id"] == 24
+    counts = {c["channel"]: c["status"] for c in snapshot["channels"]}
+    assert counts == fake.platform.resource_counters(24, 1)
+    (delivery,) = fake.webhooks
+    assert delivery.delivered and delivery.at == 10
+
+
 async def test_webhook_to_an_unreachable_receiver_is_recorded(fake, session):
     await ok(
         session,
@@ -712,9 +791,9 @@ async def test_pytest_plugin_fixture(altcraft_fake, session):
 
 
 def test_seeded_generator_is_deterministic():
-    first = Platform.seeded(profiles=3000, segments=10, seed=7)
-    second = Platform.seeded(profiles=3000, segments=10, seed=7)
-    other = Platform.seeded(profiles=3000, segments=10, seed=8)
+    first = seeded_platform(profiles=3000, segments=10, seed=7)
+    second = seeded_platform(profiles=3000, segments=10, seed=7)
+    other = seeded_platform(profiles=3000, segments=10, seed=8)
     assert first.profile_ids(1) == second.profile_ids(1) != other.profile_ids(1)
     refs = first.segment_refs()
     assert refs == second.segment_refs() and len(refs) == 30
@@ -732,7 +811,7 @@ def test_seeded_generator_is_deterministic():
 
 
 def test_seeded_generator_builds_100k_profiles():
-    platform = Platform.seeded(profiles=100_000, segments=50, databases=2)
+    platform = seeded_platform(profiles=100_000, segments=50, databases=2)
     assert sum(len(db) for db in platform.databases.values()) == 100_000
     segment_id, resource_id, _ = platform.segment_refs()[-1]
     counts = platform.segment_counters(segment_id, resource_id)

@@ -65,11 +65,12 @@ def test_spec_paths(spec, path):
 
 
 def test_spec_flags():
-    assert len(ALL_SPECS) == 6
-    assert len({spec.name for spec in ALL_SPECS}) == 6
+    assert len(ALL_SPECS) == 8
+    assert len({spec.name for spec in ALL_SPECS}) == 8
     assert {spec.name for spec in ALL_SPECS if spec.starts_task} == {
         "segments.refresh_counters",
         "resources.refresh_counters",
+        "databases.refresh_counters",
     }
     assert {spec.name for spec in ALL_SPECS if spec.admin} == {"admin.sender_queue_stats"}
 

@@ -12,6 +12,8 @@ from ..models import ChannelCounters, RelationInfo, SenderQueueStats, TaskRef, T
 __all__ = [
     "ADMIN_SENDER_QUEUE_STATS",
     "ALL_SPECS",
+    "DATABASES_GET_COUNTERS",
+    "DATABASES_REFRESH_COUNTERS",
     "RELATIONS_GET_COUNTER",
     "RESOURCES_REFRESH_COUNTERS",
     "SEGMENTS_GET_COUNTERS",
@@ -48,6 +50,33 @@ RESOURCES_REFRESH_COUNTERS = EndpointSpec(
     params=(
         id_param("resource_id", "id"),
         id_param("database_id", "list_id"),
+        feedback_param(),
+    ),
+    response=TaskRef,
+    starts_task=True,
+)
+
+# The docs (../shared/altcraft-docs) have no page for the two databases rows: their wire shape
+# is inferred from their siblings, the parameters from resources/refresh_counters (``id`` is
+# the object the path names, ``resource_id`` as segments/get_counters spells it, the optional
+# ``feedback``), the replies from segments/get_counters and resources/refresh_counters (the
+# task's result: one CountersSnapshot with list_id = the database, resource_id = the resource).
+DATABASES_GET_COUNTERS = EndpointSpec(
+    name="databases.get_counters",
+    path="databases/get_counters",
+    params=(
+        id_param("database_id", "id"),
+        id_param("resource_id", "resource_id"),
+    ),
+    response=list[ChannelCounters],
+)
+
+DATABASES_REFRESH_COUNTERS = EndpointSpec(
+    name="databases.refresh_counters",
+    path="databases/refresh_counters",
+    params=(
+        id_param("database_id", "id"),
+        id_param("resource_id", "resource_id"),
         feedback_param(),
     ),
     response=TaskRef,
@@ -92,6 +121,8 @@ ALL_SPECS = (
     SEGMENTS_GET_COUNTERS,
     SEGMENTS_REFRESH_COUNTERS,
     RESOURCES_REFRESH_COUNTERS,
+    DATABASES_GET_COUNTERS,
+    DATABASES_REFRESH_COUNTERS,
     TASKS_STATUS,
     ADMIN_SENDER_QUEUE_STATS,
     RELATIONS_GET_COUNTER,

@@ -1,4 +1,9 @@
-"""The six endpoints: validate wire parameters, then act on the platform and the task book.
+"""The served endpoints: validate wire parameters, then act on the platform and the task book.
+
+Two tables say everything: :data:`TASK_KINDS` (a kind of refresh task: the endpoint that starts
+it, how that endpoint's parameters name its target, whether it takes a feedback webhook, and what
+its completion computes) and :data:`ENDPOINTS` (path -> handler; the starting endpoints come from
+the kinds table). Adding a kind or an endpoint is a row and, at most, a small function.
 
 Parameter names are the wire names of the documentation, drift included (``list_id`` for
 ``segments/get_counters``, ``db_id`` for ``segments/refresh_counters``, ``id`` + ``list_id`` for
@@ -9,16 +14,26 @@ has no numbers). Any problem raises :class:`ApiError`; unknown ids are errors 40
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from attrs import frozen
 
 from ._clock import Clock
-from ._platform import GROUPS, Platform, PlatformError, Segment
-from ._tasks import TaskBook
+from ._platform import GROUPS, Platform, PlatformError, Segment, Snapshot
+from ._tasks import TaskBook, TaskRecord
 
-__all__ = ["ENDPOINTS", "ApiError", "Context", "Endpoint", "serve"]
+__all__ = [
+    "ENDPOINTS",
+    "TASK_KINDS",
+    "ApiError",
+    "Context",
+    "Endpoint",
+    "TaskKindSpec",
+    "TaskTarget",
+    "serve",
+]
 
 _MATCHING_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("email",),
@@ -109,36 +124,120 @@ def get_counters(ctx: Context, params: Mapping[str, Any]) -> Any:
     return ctx.platform.last_snapshot(segment.id, resource_id, at).sendable_wire()
 
 
-def refresh_segment(ctx: Context, params: Mapping[str, Any]) -> Any:
-    segment, resource_id, database_id = _segment_ref(ctx.platform, params, "db_id")
-    record = ctx.tasks.create(
-        "segment", segment_id=segment.id, resource_id=resource_id, database_id=database_id
-    )
-    return {"task_id": record.task_id}
+def database_counters(ctx: Context, params: Mapping[str, Any]) -> Any:
+    target = _database_target(ctx.platform, params)
+    at = ctx.clock.wall(ctx.clock.now())
+    snapshot = ctx.platform.last_database_snapshot(target.database_id, target.resource_id, at)
+    return snapshot.sendable_wire()
 
 
-def refresh_resource(ctx: Context, params: Mapping[str, Any]) -> Any:
+# --- task kinds -------------------------------------------------------------------------------
+
+
+@frozen
+class TaskTarget:
+    """What a task start names, checked against the platform's data."""
+
+    resource_id: int
+    database_id: int
+    segment_id: int | None = None
+
+
+@frozen
+class TaskKindSpec:
+    """One kind of refresh task.
+
+    ``path`` is the endpoint that starts it; ``target`` reads that endpoint's parameters (or
+    raises); ``complete`` computes (and stores, where a reading endpoint answers it) the snapshot
+    of a successful task; ``feedback`` says whether the start takes a ``feedback`` webhook.
+    """
+
+    path: str
+    target: Callable[[Platform, Mapping[str, Any]], TaskTarget]
+    complete: Callable[[Platform, TaskRecord, datetime], Snapshot]
+    feedback: bool = False
+
+
+def _segment_target(platform: Platform, params: Mapping[str, Any]) -> TaskTarget:
+    segment, resource_id, database_id = _segment_ref(platform, params, "db_id")
+    return TaskTarget(resource_id, database_id, segment.id)
+
+
+def _resource_target(platform: Platform, params: Mapping[str, Any]) -> TaskTarget:
     resource_id = _req_int(params, "id")
     database_id = _req_int(params, "list_id")
-    ctx.platform.check_link(resource_id, database_id)
-    url = kind = None
+    platform.check_link(resource_id, database_id)
+    return TaskTarget(resource_id, database_id)
+
+
+def _database_target(platform: Platform, params: Mapping[str, Any]) -> TaskTarget:
+    database_id = _req_int(params, "id")
+    resource_id = _req_int(params, "resource_id")
+    platform.database(database_id)  # the object the path names is reported first when unknown
+    platform.check_link(resource_id, database_id)
+    return TaskTarget(resource_id, database_id)
+
+
+def _complete_segment(platform: Platform, record: TaskRecord, at: datetime) -> Snapshot:
+    assert record.segment_id is not None  # a segment task always names its segment
+    return platform.refresh_segment(record.segment_id, record.resource_id, at)
+
+
+def _complete_resource(platform: Platform, record: TaskRecord, at: datetime) -> Snapshot:
+    return platform.refresh_resource(record.resource_id, record.database_id, at)
+
+
+def _complete_database(platform: Platform, record: TaskRecord, at: datetime) -> Snapshot:
+    return platform.refresh_database(record.database_id, record.resource_id, at)
+
+
+#: Every kind of refresh task, by the name its records carry (``TaskRecord.kind``).
+TASK_KINDS: Mapping[str, TaskKindSpec] = {
+    "segment": TaskKindSpec("segments/refresh_counters", _segment_target, _complete_segment),
+    "resource": TaskKindSpec(
+        "resources/refresh_counters", _resource_target, _complete_resource, feedback=True
+    ),
+    "database": TaskKindSpec(
+        "databases/refresh_counters", _database_target, _complete_database, feedback=True
+    ),
+}
+
+
+def _feedback(params: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The webhook ``(url, type)`` of a start's ``feedback`` parameter; (None, None) without."""
     feedback = params.get("feedback")
-    if feedback is not None:
-        if not isinstance(feedback, Mapping):
-            raise ApiError(400, "feedback must be an object with type and url")
-        url = _str(feedback, "url")
-        kind = _str(feedback, "type") or "JSON"
-        parts = urlsplit(url or "")
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ApiError(400, f"feedback.url must be an absolute http(s) URL, got {url!r}")
-    record = ctx.tasks.create(
-        "resource",
-        resource_id=resource_id,
-        database_id=database_id,
-        feedback_url=url,
-        feedback_type=kind,
-    )
-    return {"task_id": record.task_id}
+    if feedback is None:
+        return None, None
+    if not isinstance(feedback, Mapping):
+        raise ApiError(400, "feedback must be an object with type and url")
+    url = _str(feedback, "url")
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError(400, f"feedback.url must be an absolute http(s) URL, got {url!r}")
+    return url, _str(feedback, "type") or "JSON"
+
+
+def _task_starter(kind: str) -> Callable[[Context, Mapping[str, Any]], Any]:
+    """The handler of the endpoint that starts tasks of ``kind``."""
+    spec = TASK_KINDS[kind]
+
+    def start(ctx: Context, params: Mapping[str, Any]) -> Any:
+        target = spec.target(ctx.platform, params)
+        url, feedback_type = _feedback(params) if spec.feedback else (None, None)
+        record = ctx.tasks.create(
+            kind,
+            resource_id=target.resource_id,
+            database_id=target.database_id,
+            segment_id=target.segment_id,
+            feedback_url=url,
+            feedback_type=feedback_type,
+        )
+        return {"task_id": record.task_id}
+
+    return start
+
+
+# --- the other endpoints ----------------------------------------------------------------------
 
 
 def task_status(ctx: Context, params: Mapping[str, Any]) -> Any:
@@ -200,14 +299,18 @@ def queue_stats(ctx: Context, params: Mapping[str, Any]) -> Any:
     )
 
 
-#: Served paths, exactly as documented (``admin/senders/queue/stats/`` keeps its slash).
+#: Served paths, exactly as documented (``admin/senders/queue/stats/`` keeps its slash; the
+#: ``databases/`` ones are inferred from their siblings, see ``api/_specs.py``).
 ENDPOINTS: dict[str, Endpoint] = {
     "segments/get_counters": Endpoint(get_counters),
-    "segments/refresh_counters": Endpoint(refresh_segment, starts_task=True),
-    "resources/refresh_counters": Endpoint(refresh_resource, starts_task=True),
+    "databases/get_counters": Endpoint(database_counters),
     "tasks/status": Endpoint(task_status),
     "relations/get_counter": Endpoint(relation_counter),
     "admin/senders/queue/stats/": Endpoint(queue_stats, admin=True),
+    **{
+        spec.path: Endpoint(_task_starter(kind), starts_task=True)
+        for kind, spec in TASK_KINDS.items()
+    },
 }
 
 

@@ -18,8 +18,12 @@ segment (or database), whatever its subscription, as in the documented example w
 has ``all`` 1336 and every other counter 0.
 
 Snapshots: ``segments/get_counters`` answers the last computed snapshot of a (segment,
-resource) pair. The first request computes it lazily; afterwards only a completed refresh task
-replaces it, exactly like the platform, whose counters go stale until refreshed.
+resource) pair, ``databases/get_counters`` that of a (database, resource) pair. The first request
+computes it lazily; afterwards only a completed refresh task of the same kind replaces it, exactly
+like the platform, whose counters go stale until refreshed. A resource refresh counts the same
+profiles as a database refresh but stores nothing (it has no reading endpoint).
+
+Realistic seeded data comes from :func:`._seed.seeded_platform`, which builds on this module.
 """
 
 from __future__ import annotations
@@ -327,38 +331,12 @@ class Platform:
         self.relations: dict[int, Relation] = {}
         self.senders: dict[int, Sender] = {}
         self._profile_db: dict[str, Database] = {}
+        # (segment id, resource id) and (database id, resource id) -> the last snapshot
         self._snapshots: dict[tuple[int, int], Snapshot] = {}
+        self._database_snapshots: dict[tuple[int, int], Snapshot] = {}
         # rule segment id -> (rule, database version, members): a rule is evaluated over every
         # profile in Python, so recomputing it for each refresh would dominate the fake's CPU
         self._rule_members: dict[int, tuple[Rule, int, int]] = {}
-
-    @classmethod
-    def seeded(
-        cls,
-        *,
-        profiles: int = 10_000,
-        segments: int = 50,
-        resources: int = 3,
-        databases: int = 1,
-        relations: int = 2,
-        senders: int = 3,
-        seed: int = 1,
-    ) -> Platform:
-        """A deterministic realistic platform: the same arguments always build the same data."""
-        from ._seed import populate  # the generator builds on Platform, so import it late
-
-        platform = cls()
-        populate(
-            platform,
-            profiles=profiles,
-            segments=segments,
-            resources=resources,
-            databases=databases,
-            relations=relations,
-            senders=senders,
-            seed=seed,
-        )
-        return platform
 
     def __repr__(self) -> str:
         return (
@@ -617,6 +595,7 @@ class Platform:
         return snapshot
 
     def refresh_resource(self, resource_id: int, database_id: int, at: datetime) -> Snapshot:
+        """Compute a resource's counters over a whole database (a resource refresh task)."""
         started = time.perf_counter()
         counters = self.resource_counters(resource_id, database_id)
         return Snapshot(
@@ -627,11 +606,25 @@ class Platform:
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
 
+    def refresh_database(self, database_id: int, resource_id: int, at: datetime) -> Snapshot:
+        """Recompute and store the counters of every profile of the database on the resource
+        (what a completed ``databases/refresh_counters`` task does)."""
+        snapshot = self.refresh_resource(resource_id, database_id, at)
+        self._database_snapshots[(database_id, resource_id)] = snapshot
+        return snapshot
+
     def last_snapshot(self, segment_id: int, resource_id: int, at: datetime) -> Snapshot:
-        """The stored snapshot, computed (at ``at``) on first use."""
+        """The segment's stored snapshot, computed (at ``at``) on first use."""
         snapshot = self._snapshots.get((segment_id, resource_id))
         if snapshot is None:
             snapshot = self.refresh_segment(segment_id, resource_id, at)
+        return snapshot
+
+    def last_database_snapshot(self, database_id: int, resource_id: int, at: datetime) -> Snapshot:
+        """The database's stored snapshot on the resource, computed (at ``at``) on first use."""
+        snapshot = self._database_snapshots.get((database_id, resource_id))
+        if snapshot is None:
+            snapshot = self.refresh_database(database_id, resource_id, at)
         return snapshot
 
     # --- relations and senders --------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""The seeded generator behind ``Platform.seeded``: realistic data, identical for one seed.
+"""The seeded generator: realistic platform data, identical for one seed.
+
+This module builds on :mod:`._platform` (which never imports it back): :func:`seeded_platform`
+is the constructor behind ``FakeAltcraft.seeded``, :func:`populate` fills a platform in place.
 
 Everything is drawn from one ``random.Random(seed)`` in a fixed order (never iterating a set,
 whose order varies between processes), so the same arguments always build the same platform.
@@ -13,7 +16,7 @@ from typing import Any
 
 from ._platform import STATUSES, Platform, QueueRow, Rule
 
-__all__ = ["populate"]
+__all__ = ["populate", "seeded_platform"]
 
 _CITIES = ("Moscow", "Kazan", "Omsk", "Perm", "Samara", "Tver", "Sochi", "Tula")
 _TIERS = ("none", "bronze", "silver", "gold")
@@ -29,6 +32,31 @@ _WEIGHTS = {
 _CODES = tuple(range(len(STATUSES) + 1))
 
 
+def seeded_platform(
+    *,
+    profiles: int = 10_000,
+    segments: int = 50,
+    resources: int = 3,
+    databases: int = 1,
+    relations: int = 2,
+    senders: int = 3,
+    seed: int = 1,
+) -> Platform:
+    """A deterministic realistic platform: the same arguments always build the same data."""
+    platform = Platform()
+    populate(
+        platform,
+        profiles=profiles,
+        segments=segments,
+        resources=resources,
+        databases=databases,
+        relations=relations,
+        senders=senders,
+        seed=seed,
+    )
+    return platform
+
+
 def populate(
     platform: Platform,
     *,
@@ -40,7 +68,7 @@ def populate(
     senders: int,
     seed: int,
 ) -> None:
-    """Fill an empty platform; see :meth:`Platform.seeded`."""
+    """Fill an empty platform; see :func:`seeded_platform`."""
     if min(profiles, segments, resources, relations, senders) < 0 or databases < 1:
         raise ValueError("counts must be >= 0 (and databases >= 1)")
     rng = random.Random(seed)

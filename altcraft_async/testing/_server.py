@@ -29,10 +29,11 @@ from aiohttp import web
 
 from ._clock import Clock, ManualClock, RealClock
 from ._dialects import Dialect
-from ._endpoints import ENDPOINTS, ApiError, Context, Endpoint, serve
+from ._endpoints import ENDPOINTS, TASK_KINDS, ApiError, Context, Endpoint, serve
 from ._faults import Fault, Faults
 from ._platform import Platform
 from ._recording import Recorder, RequestRecord, Stats, TokenKind
+from ._seed import seeded_platform
 from ._tasks import PlanSource, TaskBook, TaskKind, TaskPlan, TaskRecord
 from ._webhooks import WebhookDelivery, WebhookRecord, WebhookSender
 from ._wire import Format, WireError, read_request, reply_format
@@ -126,8 +127,8 @@ class FakeAltcraft:
         seed: int = 1,
         **server_options: Any,
     ) -> FakeAltcraft:
-        """A fake over :meth:`Platform.seeded` data; ``seed`` also seeds task ids and noise."""
-        platform = Platform.seeded(
+        """A fake over :func:`seeded_platform` data; ``seed`` also seeds task ids and noise."""
+        platform = seeded_platform(
             profiles=profiles,
             segments=segments,
             resources=resources,
@@ -253,7 +254,12 @@ class FakeAltcraft:
         resource_id: int | None = None,
         count: int | None = None,
     ) -> None:
-        """Use ``plan`` for the next ``count`` matching task starts (every one when None)."""
+        """Use ``plan`` for the next ``count`` matching task starts (every one when None).
+
+        ``kind`` is a task kind (``segment``, ``resource``, ``database``); None matches any.
+        """
+        if kind is not None and kind not in TASK_KINDS:
+            raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(TASK_KINDS)}")
         self._tasks.plan_tasks(
             plan, kind=kind, segment_id=segment_id, resource_id=resource_id, count=count
         )
@@ -419,13 +425,7 @@ class FakeAltcraft:
         """Compute a successful task's result, then fire its feedback webhook if it has one."""
         if record.plan.succeeds:
             at = self.clock.wall(record.done_at or record.created_at)
-            if record.kind == "segment":
-                assert record.segment_id is not None
-                snapshot = self.platform.refresh_segment(record.segment_id, record.resource_id, at)
-            else:
-                snapshot = self.platform.refresh_resource(
-                    record.resource_id, record.database_id, at
-                )
+            snapshot = TASK_KINDS[record.kind].complete(self.platform, record, at)
             record.result = [snapshot.task_wire()]
         if record.feedback_url is not None:
             payload = self.dialect.webhook(record.view(), record.task_id)

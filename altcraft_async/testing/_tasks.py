@@ -45,7 +45,9 @@ __all__ = [
     "TaskState",
 ]
 
-TaskKind = Literal["segment", "resource"]
+#: The name of a kind of refresh task (``segment``, ``resource``, ``database``): a key of the
+#: fake's kinds table (``_endpoints.TASK_KINDS``), which says how each one starts and ends.
+TaskKind = str
 TaskState = Literal["running", "succeeded", "failed"]
 #: How progress of a ``never`` plan creeps towards 99: 1 - exp(-t / this) (virtual seconds).
 _NEVER_TIME_CONSTANT = 30.0

@@ -1,4 +1,5 @@
-"""The feedback webhook of ``resources/refresh_counters``.
+"""The feedback webhook of the task starts that take one (``resources/refresh_counters``,
+``databases/refresh_counters``: the kinds with ``feedback`` in ``_endpoints.TASK_KINDS``).
 
 Assumption (the real payload is undocumented): when a task with ``feedback: {type, url}``
 reaches its terminal status, the fake POSTs to ``url`` a JSON object equal to the ``data`` of
