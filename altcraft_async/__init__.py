@@ -14,6 +14,7 @@ Imports flow downward only::
     _retry            the retry policy as pure logic; retry_target, the one retry driver
                       (tries, pauses, the deadline; clock and sleep passed in)
     _ratelimit        RateLimiter and the RateLimiterProtocol a shared limiter plugs into
+    _kinds            TaskKind: what starts a background task and what its result is (data)
     _events           request/response events and the event_hooks that receive them
     _scrub            Scrubber: every escaping of every secret blanked from replies and errors
     _transport        the seam: HTTPRequest -> AsyncTransport.send -> HTTPResponse; the
@@ -27,7 +28,9 @@ Imports flow downward only::
                       webhooks to the waits
     _feedback_guard   the receiver's defences: connections bounded in number and time,
                       rejections logged short, escaped and rate-limited
-    api/              one module per area: the namespaces' thin async methods + specs
+    api/              one module per area: the namespaces' methods, each a signature and one
+                      call; _specs: every endpoint and task kind as data; _base: the shared
+                      start / wait / fan-out steps
     _client           AltcraftClient: configuration, lifecycle, namespaces; call = build + drive
     cli, _cli_local   the altcraft-async command line (the demo and fake-server load testing/)
     testing/          FakeAltcraft, MockTransport and the pytest plugin; the modules above never
@@ -57,6 +60,7 @@ from ._errors import (
 )
 from ._events import EventHookMap, RequestEvent, ResponseEvent
 from ._fanout import FanOut, Outcome
+from ._kinds import TaskKind
 from ._poll import Backoff, PollPolicy
 from ._ratelimit import RateLimiter, RateLimiterProtocol
 from ._retry import RetryPolicy
@@ -65,6 +69,7 @@ from .models import (
     ChannelCounters,
     CountersSnapshot,
     CounterStatus,
+    DatabaseRef,
     Feedback,
     Match,
     NumericProperty,
@@ -106,6 +111,7 @@ __all__ = [
     "ClientClosedError",
     "CounterStatus",
     "CountersSnapshot",
+    "DatabaseRef",
     "DecodeError",
     "EventHookMap",
     "FanOut",
@@ -134,6 +140,7 @@ __all__ = [
     "TariffLimitError",
     "Task",
     "TaskFailedError",
+    "TaskKind",
     "TaskRef",
     "TaskStatus",
     "TaskTimeoutError",

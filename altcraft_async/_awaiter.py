@@ -25,7 +25,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol
 
 import anyio
 
@@ -35,9 +35,10 @@ from ._errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
+from ._kinds import COUNTERS, ResultT, TaskKind, WaitResultT
 from ._poll import Backoff, Observation, PollPolicy
 from ._retry import RetryPolicy
-from .models import CountersSnapshot, TaskStatus
+from .models import TaskStatus
 
 if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is used
     import anyio.abc
@@ -72,7 +73,7 @@ _JITTER = random.Random()
 #: Which poll errors are transient: the same rule as for retrying any read.
 _POLL_RETRY = RetryPolicy()
 
-ProgressCallback = Callable[[TaskStatus], Awaitable[None] | None]
+ProgressCallback = Callable[[TaskStatus[Any]], Awaitable[None] | None]
 
 
 class UseDefault(enum.Enum):
@@ -94,9 +95,11 @@ class TaskSource(Protocol):
 
     default_poll_policy: PollPolicy
 
-    async def fetch_status(self, task_id: str) -> TaskStatus: ...
+    async def fetch_status(
+        self, task_id: str, kind: TaskKind[ResultT, Any]
+    ) -> TaskStatus[ResultT]: ...
 
-    def join_poll(self, task_id: str, created: float) -> SharedPoll: ...
+    def join_poll(self, task_id: str, created: float, kind: TaskKind[Any, Any]) -> SharedPoll: ...
 
     def leave_poll(self, shared: SharedPoll) -> None: ...
 
@@ -104,11 +107,12 @@ class TaskSource(Protocol):
 class SharedPoll:
     """Poll state of one task id, shared by its waiters in one client."""
 
-    def __init__(self, task_id: str, created: float) -> None:
+    def __init__(self, task_id: str, created: float, kind: TaskKind[Any, Any] = COUNTERS) -> None:
         self.task_id = task_id
+        self.kind = kind  # how its statuses are decoded (shared by waiters of one result type)
         self.created = created  # time.monotonic() when the task was created
         self.observations: list[Observation] = []
-        self.latest: TaskStatus | None = None
+        self.latest: TaskStatus[Any] | None = None
         self.version = 0
         self.error: AltcraftError | None = None
         self.last_error: AltcraftError | None = None  # of the last poll, if it failed
@@ -166,7 +170,7 @@ class SharedPoll:
     async def poll(self, source: TaskSource) -> None:
         """One status request; a retryable failure only delays the next poll."""
         try:
-            status = await source.fetch_status(self.task_id)
+            status = await source.fetch_status(self.task_id, self.kind)
         except AltcraftError as error:
             # only what a read may retry (connection errors, 5xx, 429, unreadable replies)
             # waits for the next poll; anything else (an API error, an HTTP 4xx such as 404,
@@ -187,16 +191,20 @@ class SharedPoll:
         self.version += 1
 
 
-class Task:
-    """A running refresh task: poll it, wait for it, or hand it to another process."""
+class Task(Generic[ResultT, WaitResultT]):
+    """A running background task: poll it, wait for it, or hand it to another process.
+
+    Its :class:`TaskKind` says what its result is: ``Task`` alone is a counters refresh's,
+    whose :meth:`wait` returns a list of :class:`CountersSnapshot`.
+    """
 
     def __init__(
         self,
         source: TaskSource,
         task_id: str,
         *,
-        endpoint: str = "",
-        kind: str = "",
+        kind: TaskKind[ResultT, WaitResultT] = COUNTERS,  # type: ignore[assignment]
+        endpoint: str | None = None,
         created: datetime | None = None,
         created_monotonic: float | None = None,
         push: PushWaiter | None = None,
@@ -206,8 +214,10 @@ class Task:
         if push is not None:  # a handle dropped without a final answer frees its callback
             weakref.finalize(self, push.release)
         self.task_id = task_id
-        self.endpoint = endpoint
-        self.kind = kind
+        self.task_kind = kind
+        #: The start call's name ("" when not known), and the kind's name: both in resume tokens.
+        self.endpoint = endpoint if endpoint is not None else kind.start.name if kind.start else ""
+        self.kind = kind.name
         self.created = created or datetime.now(UTC)
         if created_monotonic is None:
             age = max(0.0, (datetime.now(UTC) - self.created).total_seconds())
@@ -217,9 +227,9 @@ class Task:
     def __repr__(self) -> str:
         return f"Task(task_id={self.task_id!r}, endpoint={self.endpoint!r})"
 
-    async def status(self) -> TaskStatus:
+    async def status(self) -> TaskStatus[ResultT]:
         """One ``tasks/status`` request (retried as a read)."""
-        return await self._source.fetch_status(self.task_id)
+        return await self._source.fetch_status(self.task_id, self.task_kind)
 
     def resume_token(self) -> str:
         """A small versioned JSON string to pick this wait up again (holds no secret)."""
@@ -240,8 +250,9 @@ class Task:
         timeout: float | UseDefault | None = DEFAULT,
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> list[CountersSnapshot]:
-        """Poll until the task is done and return its counters.
+    ) -> WaitResultT:
+        """Poll until the task is done and return its result (a counters refresh's: the list
+        of :class:`CountersSnapshot`).
 
         ``on_progress`` (sync or async) is called serially once per status change and always
         once at completion. Raises :class:`TaskFailedError` on a failure status and
@@ -262,13 +273,13 @@ class Task:
         self,
         timeout: float | UseDefault | None,
         policy: PollPolicy | None,
-        report: Callable[[TaskStatus], Awaitable[None]],
-    ) -> list[CountersSnapshot]:
+        report: Callable[[TaskStatus[Any]], Awaitable[None]],
+    ) -> WaitResultT:
         async with aclosing(self.watch(timeout=timeout, policy=policy)) as statuses:
             async for status in statuses:
                 await report(status)
                 if status.succeeded:
-                    return list(status.result)
+                    return self.task_kind.deliver(status.result)
         raise AssertionError("watch() ended without a terminal status")  # pragma: no cover
 
     async def _race_push_and_poll(
@@ -276,8 +287,8 @@ class Task:
         push: PushWaiter,
         timeout: float | UseDefault | None,
         policy: PollPolicy | None,
-        report: Callable[[TaskStatus], Awaitable[None]],
-    ) -> list[CountersSnapshot]:
+        report: Callable[[TaskStatus[Any]], Awaitable[None]],
+    ) -> WaitResultT:
         if policy is None:
             interval = push.receiver.safety_poll_interval
             base = self._source.default_poll_policy
@@ -286,7 +297,7 @@ class Task:
                 timeout=base.timeout,
                 progress_aware=False,
             )
-        outcome: list[list[CountersSnapshot] | BaseException] = []
+        outcome: list[WaitResultT | BaseException] = []
 
         async def by_push(group: anyio.abc.TaskGroup) -> None:
             status = await push.wait()
@@ -294,7 +305,7 @@ class Task:
                 if status.failed:
                     raise _failed(self.task_id, status)
                 await report(status)
-                outcome.append(list(status.result))
+                outcome.append(self.task_kind.deliver(status.result))
             except Exception as error:
                 outcome.append(error)
             group.cancel_scope.cancel()
@@ -318,7 +329,7 @@ class Task:
 
     async def watch(
         self, *, timeout: float | UseDefault | None = DEFAULT, policy: PollPolicy | None = None
-    ) -> AsyncGenerator[TaskStatus, None]:
+    ) -> AsyncGenerator[TaskStatus[ResultT], None]:
         """Yield each change of status or progress until the task succeeds.
 
         Raises like :meth:`wait` on failure or deadline.
@@ -327,7 +338,7 @@ class Task:
         limit = wait_limit(timeout, policy)
         deadline = math.inf if limit is None else time.monotonic() + limit
         last_look = deadline - _last_look_window(limit)
-        shared = self._source.join_poll(self.task_id, self._created_monotonic)
+        shared = self._source.join_poll(self.task_id, self._created_monotonic, self.task_kind)
         seen_version = 0
         last: tuple[str, float | None] | None = None
         try:
@@ -434,7 +445,7 @@ def _last_look_window(limit: float | None) -> float:
     return 0.0 if limit is None else min(_LAST_LOOK, _LAST_LOOK_SHARE * limit)
 
 
-def _failed(task_id: str, status: TaskStatus) -> TaskFailedError:
+def _failed(task_id: str, status: TaskStatus[Any]) -> TaskFailedError:
     return TaskFailedError(
         task_id, status.status, status.progress, raw=status, result=status.failure_result
     )
@@ -445,13 +456,13 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def _ignore(status: TaskStatus) -> None:
+async def _ignore(status: TaskStatus[Any]) -> None:
     """The progress report when nobody listens."""
 
 
 def _serial(
     callback: ProgressCallback | None,
-) -> Callable[[TaskStatus], Awaitable[None]]:
+) -> Callable[[TaskStatus[Any]], Awaitable[None]]:
     """``callback`` made async and serial: calls never overlap, even from two racers, and
     nothing is reported after the final status (the push and the poll may both bring it)."""
     if callback is None:
@@ -459,7 +470,7 @@ def _serial(
     lock = anyio.Lock()
     finished = False
 
-    async def report(status: TaskStatus) -> None:
+    async def report(status: TaskStatus[Any]) -> None:
         nonlocal finished
         async with lock:
             if finished:

@@ -25,6 +25,7 @@ from ._codec import Format
 from ._errors import ClientClosedError, InvalidRequestError, RequestTimeoutError
 from ._events import EventHookMap, EventHooks
 from ._fanout import FanOut
+from ._kinds import COUNTERS, ResultT, TaskKind, WaitResultT
 from ._poll import PollPolicy
 from ._ratelimit import RateLimiter, RateLimiterProtocol
 from ._retry import RetryPolicy
@@ -32,13 +33,14 @@ from ._sansio import Auth, EndpointSpec
 from ._secret import Secret
 from ._send import SendPath
 from ._transport import DEFAULT_MAX_RESPONSE_SIZE, AiohttpTransport, AsyncTransport
-from .api._specs import TASKS_STATUS
+from .api._specs import status_spec
 from .api.admin import AdminAPI
+from .api.databases import DatabasesAPI
 from .api.relations import RelationsAPI
 from .api.resources import ResourcesAPI
 from .api.segments import SegmentsAPI
 from .api.tasks import TasksAPI
-from .models import CountersSnapshot, TaskStatus
+from .models import TaskStatus
 from .models._checks import check_number
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["AltcraftClient"]
 
 RefT = TypeVar("RefT")
+T = TypeVar("T")
 
 
 class AltcraftClient:
@@ -159,13 +162,14 @@ class AltcraftClient:
             hooks=hooks,
             secrets=(secret, admin_secret),
         )
-        self._polls: dict[str, SharedPoll] = {}
-        self._fanouts: weakref.WeakSet[FanOut[Any]] = weakref.WeakSet()
+        self._polls: dict[tuple[str, Any], SharedPoll] = {}
+        self._fanouts: weakref.WeakSet[FanOut[Any, Any]] = weakref.WeakSet()
         self.segments = SegmentsAPI(self)
         self.resources = ResourcesAPI(self)
         self.tasks = TasksAPI(self)
         self.admin = AdminAPI(self)
         self.relations = RelationsAPI(self)
+        self.databases = DatabasesAPI(self)
 
     def __repr__(self) -> str:
         # safe on a client whose constructor raised half way (a traceback rendered with its
@@ -273,41 +277,51 @@ class AltcraftClient:
         request = send.build(spec, args, auth)
         return await send.drive(spec, request, timeout=timeout, retry=retry)
 
-    async def fetch_status(self, task_id: str) -> TaskStatus:
-        status: TaskStatus = await self.call(TASKS_STATUS, {"task_id": task_id})
+    async def fetch_status(
+        self,
+        task_id: str,
+        kind: TaskKind[ResultT, Any] = COUNTERS,  # type: ignore[assignment]
+    ) -> TaskStatus[ResultT]:
+        """One ``tasks/status`` request, its result decoded as ``kind``'s."""
+        status: TaskStatus[ResultT] = await self.call(
+            status_spec(kind.result_type), {"task_id": task_id}
+        )
         return status
 
     def new_task(
         self,
         task_id: str,
-        endpoint: str,
-        kind: str,
+        kind: TaskKind[ResultT, WaitResultT],
         *,
+        endpoint: str | None = None,
         created: datetime | None = None,
         push: PushWaiter | None = None,
-    ) -> Task:
-        return Task(self, task_id, endpoint=endpoint, kind=kind, created=created, push=push)
+    ) -> Task[ResultT, WaitResultT]:
+        return Task(self, task_id, kind=kind, endpoint=endpoint, created=created, push=push)
 
-    def join_poll(self, task_id: str, created: float) -> SharedPoll:
-        shared = self._polls.get(task_id)
+    def join_poll(self, task_id: str, created: float, kind: TaskKind[Any, Any]) -> SharedPoll:
+        # waiters share a poll when they read its result alike: the decoding is the poll's
+        key = (task_id, kind.result_type)
+        shared = self._polls.get(key)
         if shared is None:
-            shared = self._polls[task_id] = SharedPoll(task_id, created)
+            shared = self._polls[key] = SharedPoll(task_id, created, kind)
         shared.waiters += 1
         return shared
 
     def leave_poll(self, shared: SharedPoll) -> None:
         shared.waiters -= 1
-        if shared.waiters <= 0 and self._polls.get(shared.task_id) is shared:
-            del self._polls[shared.task_id]
+        key = (shared.task_id, shared.kind.result_type)
+        if shared.waiters <= 0 and self._polls.get(key) is shared:
+            del self._polls[key]
 
     def fan_out(
         self,
         refs: Iterable[RefT],
-        run_one: Callable[[RefT], Awaitable[list[CountersSnapshot]]],
+        run_one: Callable[[RefT], Awaitable[T]],
         *,
         concurrency: int,
         fail_fast: bool,
-    ) -> FanOut[RefT]:
+    ) -> FanOut[RefT, T]:
         return FanOut(
             refs,
             run_one,

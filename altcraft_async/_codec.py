@@ -27,9 +27,14 @@ import orjson
 from ._errors import DecodeError, InvalidRequestError
 from ._secret import Secret
 from .models._meta import INFORMATIONAL
-from .models.counters import CountersSnapshot
 from .models.relations import NumericProperty
-from .models.tasks import FAILURE_STATUSES, SUCCESS_STATUSES, TaskStatus, normalize_status
+from .models.tasks import (
+    FAILURE_STATUSES,
+    SUCCESS_STATUSES,
+    CountersResult,
+    TaskStatus,
+    normalize_status,
+)
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
@@ -504,29 +509,54 @@ def _model_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
     return factory
 
 
-def _task_status_hook(converter: cattrs.Converter) -> Callable[[Any, Any], TaskStatus]:
+def _is_task_status(cls: Any) -> bool:
+    return cls is TaskStatus or get_origin(cls) is TaskStatus
+
+
+def _task_status_hook(
+    converter: cattrs.Converter,
+) -> Callable[[Any], Callable[[Any, Any], TaskStatus[Any]]]:
     """A status reply in two steps: the status and progress first; the result only when the
-    task succeeded. A running task's ``result`` is never read (whatever it holds, it must not
-    end a wait); a failed task's is kept as sent for :class:`TaskFailedError`."""
+    task succeeded, as the type the status is asked as (``TaskStatus[R]``: a task kind's
+    result; ``TaskStatus``: counters). A running task's ``result`` is never read (whatever it
+    holds, it must not end a wait); a failed task's is kept as sent for
+    :class:`TaskFailedError`."""
     status_hook = converter.get_structure_hook(str)
     progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
-    result_type = tuple[CountersSnapshot, ...]
-    result_hook = converter.get_structure_hook(result_type)
 
-    def hook(value: Any, _: Any) -> TaskStatus:
-        if not isinstance(value, dict):
-            raise _fail(value, "an object for TaskStatus")
-        status = normalize_status(status_hook(value.get("status"), str))
-        if not status:
-            raise ValueError("the reply has no task status")
-        progress = progress_hook(value.get("progress"), float | None)
-        if status in SUCCESS_STATUSES:
-            return TaskStatus(status, progress, result_hook(value.get("result"), result_type))
-        if status in FAILURE_STATUSES:
-            return TaskStatus(status, progress, failure_result=value.get("result"))
-        return TaskStatus(status, progress)
+    def factory(cls: Any) -> Callable[[Any, Any], TaskStatus[Any]]:
+        args = get_args(cls)
+        result_type = args[0] if args else CountersResult
+        result_hook = converter.get_structure_hook(result_type)
+        empty = _empty_result(result_type)
 
-    return hook
+        def hook(value: Any, _: Any) -> TaskStatus[Any]:
+            if not isinstance(value, dict):
+                raise _fail(value, "an object for TaskStatus")
+            status = normalize_status(status_hook(value.get("status"), str))
+            if not status:
+                raise ValueError("the reply has no task status")
+            progress = progress_hook(value.get("progress"), float | None)
+            if status in SUCCESS_STATUSES:
+                return TaskStatus(status, progress, result_hook(value.get("result"), result_type))
+            if status in FAILURE_STATUSES:
+                return TaskStatus(status, progress, empty, failure_result=value.get("result"))
+            return TaskStatus(status, progress, empty)
+
+        return hook
+
+    return factory
+
+
+def _empty_result(result_type: Any) -> Any:
+    """What a status that has no result yet holds: an empty tuple or list for a sequence
+    result (counters: ``()``), None for anything else."""
+    origin = get_origin(result_type) or result_type
+    if origin is tuple:
+        return ()
+    if origin is list:
+        return []
+    return None
 
 
 def _make_converter(fmt: Format) -> cattrs.Converter:
@@ -544,17 +574,19 @@ def _make_converter(fmt: Format) -> cattrs.Converter:
     converter.register_structure_hook_factory(_is_optional, _optional_hook(converter))
     converter.register_structure_hook_factory(attrs.has, _model_hook(converter))
     # after the generic factories: a direct registration wins over them
-    converter.register_structure_hook(TaskStatus, _task_status_hook(converter))
+    converter.register_structure_hook_factory(_is_task_status, _task_status_hook(converter))
     converter.register_unstructure_hook(datetime, _unstructure_datetime)
     converter.register_unstructure_hook(NumericProperty, _unstructure_numeric)
-    converter.register_unstructure_hook(TaskStatus, _unstructure_status(converter))
+    converter.register_unstructure_hook_func(_is_task_status, _unstructure_status(converter))
     return converter
 
 
-def _unstructure_status(converter: cattrs.Converter) -> Callable[[TaskStatus], dict[str, Any]]:
+def _unstructure_status(
+    converter: cattrs.Converter,
+) -> Callable[[TaskStatus[Any]], dict[str, Any]]:
     """A status in the wire's shape: a failed task's ``result`` is what it sent as one."""
 
-    def plain(status: TaskStatus) -> dict[str, Any]:
+    def plain(status: TaskStatus[Any]) -> dict[str, Any]:
         result = status.failure_result if status.failed else converter.unstructure(status.result)
         return {"status": status.status, "progress": status.progress, "result": result}
 

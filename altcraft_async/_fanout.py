@@ -14,10 +14,11 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic
 
 import anyio
 from attrs import frozen
+from typing_extensions import TypeVar
 
 from ._errors import AltcraftError, InvalidRequestError
 from .models import CountersSnapshot
@@ -29,14 +30,16 @@ if TYPE_CHECKING:  # importing anyio's streams costs ~14 ms: only when a fan-out
 __all__ = ["FanOut", "Outcome"]
 
 RefT = TypeVar("RefT")
+#: What one refresh gives: counters unless the task kind says otherwise.
+ResultT = TypeVar("ResultT", default=list[CountersSnapshot])
 
 
 @frozen
-class Outcome(Generic[RefT]):
+class Outcome(Generic[RefT, ResultT]):
     """The end of one refresh: its ``result`` or the ``error`` that stopped it."""
 
     ref: RefT
-    result: list[CountersSnapshot] | None = None
+    result: ResultT | None = None
     error: AltcraftError | None = None
 
     @property
@@ -44,17 +47,17 @@ class Outcome(Generic[RefT]):
         return self.error is None
 
 
-class FanOut(Generic[RefT]):
+class FanOut(Generic[RefT, ResultT]):
     """Async iterator of :class:`Outcome`; also an async context manager that cleans up."""
 
     def __init__(
         self,
         refs: Iterable[RefT],
-        run_one: Callable[[RefT], Awaitable[list[CountersSnapshot]]],
+        run_one: Callable[[RefT], Awaitable[ResultT]],
         *,
         concurrency: int,
         fail_fast: bool,
-        on_start: Callable[[FanOut[RefT]], None],
+        on_start: Callable[[FanOut[RefT, ResultT]], None],
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidRequestError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -68,17 +71,17 @@ class FanOut(Generic[RefT]):
         self._fail_fast = fail_fast
         self._on_start = on_start
         self._engine: asyncio.Task[None] | None = None
-        self._receive: MemoryObjectReceiveStream[Outcome[RefT]] | None = None
+        self._receive: MemoryObjectReceiveStream[Outcome[RefT, ResultT]] | None = None
         # kept to be closed here too: an engine cancelled before its first step never does
-        self._send: MemoryObjectSendStream[Outcome[RefT]] | None = None
+        self._send: MemoryObjectSendStream[Outcome[RefT, ResultT]] | None = None
         self._aborted: AltcraftError | None = None
         self._closed = False
         self._failure: BaseException | None = None  # the engine's crash, raised once
 
-    def __aiter__(self) -> FanOut[RefT]:
+    def __aiter__(self) -> FanOut[RefT, ResultT]:
         return self
 
-    async def __anext__(self) -> Outcome[RefT]:
+    async def __anext__(self) -> Outcome[RefT, ResultT]:
         if self._aborted is not None:
             raise self._aborted
         if self._closed:
@@ -94,7 +97,7 @@ class FanOut(Generic[RefT]):
                 raise self._aborted from None
             raise StopAsyncIteration from None
 
-    async def __aenter__(self) -> FanOut[RefT]:
+    async def __aenter__(self) -> FanOut[RefT, ResultT]:
         return self
 
     async def __aexit__(
@@ -106,7 +109,9 @@ class FanOut(Generic[RefT]):
         await self.aclose()
 
     def _start(self) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[Outcome[RefT]](math.inf)
+        self._send, self._receive = anyio.create_memory_object_stream[Outcome[RefT, ResultT]](
+            math.inf
+        )
         send = self._send
         # The engine holds no reference to self: an abandoned FanOut is collected and its
         # __del__ cancels the engine (a bound method here would keep it alive to the end).
@@ -158,10 +163,10 @@ class FanOut(Generic[RefT]):
 
 async def _run(
     refs: Iterable[RefT],
-    run_one: Callable[[RefT], Awaitable[list[CountersSnapshot]]],
+    run_one: Callable[[RefT], Awaitable[ResultT]],
     concurrency: int,
     fail_fast: bool,
-    send: MemoryObjectSendStream[Outcome[RefT]],
+    send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
 ) -> None:
     """The engine: at most ``concurrency`` refreshes in flight, outcomes into ``send``."""
     limiter = anyio.CapacityLimiter(concurrency)
@@ -174,11 +179,11 @@ async def _run(
 
 async def _one(
     ref: RefT,
-    run_one: Callable[[RefT], Awaitable[list[CountersSnapshot]]],
+    run_one: Callable[[RefT], Awaitable[ResultT]],
     fail_fast: bool,
     token: object,
     limiter: anyio.CapacityLimiter,
-    send: MemoryObjectSendStream[Outcome[RefT]],
+    send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
     group: anyio.abc.TaskGroup,
 ) -> None:
     try:

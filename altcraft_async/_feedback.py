@@ -39,10 +39,12 @@ from aiohttp import web
 from ._codec import structure, without_bom
 from ._errors import DecodeError, InvalidRequestError
 from ._feedback_guard import Answer, Connections, GuardedSite, RejectionLog, closing, excerpt
-from .models import CountersSnapshot, Feedback, TaskStatus
+from ._kinds import COUNTERS, TaskKind
+from .models import Feedback, TaskStatus
 from .models._checks import check_number
+from .models.tasks import CountersResult
 
-__all__ = ["FeedbackReceiver", "PushWaiter"]
+__all__ = ["FeedbackReceiver", "PushWaiter", "reserve_push"]
 
 logger = logging.getLogger("altcraft_async.feedback")
 
@@ -60,15 +62,22 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 class PushWaiter:
     """One reserved callback: an event set when its final status arrives by push."""
 
-    def __init__(self, receiver: FeedbackReceiver, nonce: str, feedback: Feedback) -> None:
+    def __init__(
+        self,
+        receiver: FeedbackReceiver,
+        nonce: str,
+        feedback: Feedback,
+        result_type: Any = CountersResult,
+    ) -> None:
         self.receiver = receiver
         self.nonce = nonce
         self.feedback = feedback
+        self.result_type = result_type  # the task kind's: what a pushed result is read as
         self.task_id: str | None = None
-        self.status: TaskStatus | None = None
+        self.status: TaskStatus[Any] | None = None
         self._arrived = anyio.Event()
 
-    def deliver(self, status: TaskStatus) -> bool:
+    def deliver(self, status: TaskStatus[Any]) -> bool:
         """Take the first final status; later ones are ignored (returns False)."""
         if self.status is not None:
             return False
@@ -76,7 +85,7 @@ class PushWaiter:
         self._arrived.set()
         return True
 
-    async def wait(self) -> TaskStatus:
+    async def wait(self) -> TaskStatus[Any]:
         await self._arrived.wait()
         assert self.status is not None
         return self.status
@@ -189,8 +198,9 @@ class FeedbackReceiver:
 
     # -- matching --------------------------------------------------------------------------
 
-    def reserve(self) -> PushWaiter:
-        """A fresh callback URL (as a :class:`Feedback`) and the waiter it resolves."""
+    def reserve(self, kind: TaskKind[Any, Any] = COUNTERS) -> PushWaiter:
+        """A fresh callback URL (as a :class:`Feedback`) and the waiter it resolves, for a
+        task of ``kind`` (its pushed result is read as the kind's result type)."""
         if self._public_url is None:
             raise InvalidRequestError("the receiver has no public_url: start it or give one")
         nonce = secrets.token_urlsafe(12)
@@ -198,7 +208,7 @@ class FeedbackReceiver:
         if self._secret:
             parts.append(self._secret)
         parts.append(nonce)
-        waiter = PushWaiter(self, nonce, Feedback(url="/".join(parts)))
+        waiter = PushWaiter(self, nonce, Feedback(url="/".join(parts)), kind.result_type)
         self._waiters[nonce] = waiter
         return waiter
 
@@ -228,8 +238,8 @@ class FeedbackReceiver:
         except ConnectionError:  # the caller went away (or was cut off) mid-body
             return closing(web.Response(status=400))
         try:
-            status, task_id = _decode_payload(body)
-        except (DecodeError, ValueError) as exc:
+            data, task_id = _read_payload(body)
+        except ValueError as exc:
             return self._reject(answer, 400, f"malformed feedback payload: {exc}")
         # the callback path names the waiter; a bare path falls back to the payload's task_id
         waiter = self._waiters.get(nonce) if nonce else self._by_task_id(task_id)
@@ -240,6 +250,10 @@ class FeedbackReceiver:
             return self._reject(answer, 404, "feedback call for no waiting task")
         if task_id is not None and waiter.task_id is not None and task_id != waiter.task_id:
             return self._reject(answer, 400, "feedback task_id does not match its callback")
+        try:  # read as the waiting task's kind says its result is
+            status = _final_status(data, waiter.result_type)
+        except (DecodeError, ValueError) as exc:
+            return self._reject(answer, 400, f"malformed feedback payload: {exc}")
         if not waiter.deliver(status):
             logger.debug("duplicate feedback call ignored for task %s", waiter.task_id)
             return answer(web.Response(status=200, text="ignored: duplicate"))
@@ -271,8 +285,8 @@ def _check_secret(secret: object) -> None:
         )
 
 
-def _decode_payload(body: bytes) -> tuple[TaskStatus, str | None]:
-    """A webhook body as a final TaskStatus plus the task id it names (if any)."""
+def _read_payload(body: bytes) -> tuple[Any, str | None]:
+    """A webhook body as plain data plus the task id it names (if any)."""
     if len(body) > MAX_PAYLOAD:
         raise ValueError("payload too large")
     try:
@@ -280,16 +294,31 @@ def _decode_payload(body: bytes) -> tuple[TaskStatus, str | None]:
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if isinstance(data, list):
-        result: list[CountersSnapshot] = structure(
-            data, list[CountersSnapshot], "json", endpoint="feedback"
-        )
-        return TaskStatus(status="completed", progress=100.0, result=tuple(result)), None
+        return data, None
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object or list")
     task_id = data.get("task_id") or None  # null, missing and "" all mean "not named"
     if task_id is not None and not isinstance(task_id, str):
         raise ValueError("task_id must be a string")
-    status: TaskStatus = structure(data, TaskStatus, "json", endpoint="feedback")
+    return data, task_id
+
+
+def _final_status(data: Any, result_type: Any) -> TaskStatus[Any]:
+    """A payload as a final status whose result is ``result_type``: a list is the result
+    itself (what the platform posts for a resource), an object a status like a poll's."""
+    if isinstance(data, list):
+        result = structure(data, result_type, "json", endpoint="feedback")
+        return TaskStatus(status="completed", progress=100.0, result=result)
+    status: TaskStatus[Any] = structure(data, TaskStatus[result_type], "json", endpoint="feedback")
     if not status.done:
         raise ValueError(f"status {status.status!r} is not final")
-    return status, task_id
+    return status
+
+
+def reserve_push(receiver: object, kind: TaskKind[Any, Any]) -> PushWaiter:
+    """The push waiter of one task start given ``feedback=receiver``."""
+    if not isinstance(receiver, FeedbackReceiver):
+        raise InvalidRequestError(
+            f"feedback must be a Feedback or a FeedbackReceiver, got {type(receiver).__name__}"
+        )
+    return receiver.reserve(kind)

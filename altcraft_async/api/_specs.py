@@ -6,6 +6,12 @@ endpoints exactly as the Altcraft docs show, and this table is the one place tha
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+from attrs import evolve
+
+from .._kinds import COUNTERS, TaskKind
 from .._sansio import EndpointSpec, choice_param, feedback_param, id_param, match_param, str_param
 from ..models import ChannelCounters, RelationInfo, SenderQueueStats, TaskRef, TaskStatus
 
@@ -14,11 +20,17 @@ __all__ = [
     "ALL_SPECS",
     "DATABASES_GET_COUNTERS",
     "DATABASES_REFRESH_COUNTERS",
+    "DATABASE_COUNTERS",
+    "KINDS",
     "RELATIONS_GET_COUNTER",
     "RESOURCES_REFRESH_COUNTERS",
+    "RESOURCE_COUNTERS",
     "SEGMENTS_GET_COUNTERS",
     "SEGMENTS_REFRESH_COUNTERS",
+    "SEGMENT_COUNTERS",
     "TASKS_STATUS",
+    "kind_named",
+    "status_spec",
 ]
 
 SEGMENTS_GET_COUNTERS = EndpointSpec(
@@ -127,3 +139,27 @@ ALL_SPECS = (
     ADMIN_SENDER_QUEUE_STATS,
     RELATIONS_GET_COUNTER,
 )
+
+#: The kinds of task the refresh calls start (their results are counters).
+SEGMENT_COUNTERS = TaskKind("segment", SEGMENTS_REFRESH_COUNTERS)
+RESOURCE_COUNTERS = TaskKind("resource", RESOURCES_REFRESH_COUNTERS)
+DATABASE_COUNTERS = TaskKind("database", DATABASES_REFRESH_COUNTERS)
+
+#: Every kind by the name resume tokens keep.
+KINDS: dict[str, TaskKind[Any, Any]] = {
+    kind.name: kind for kind in (COUNTERS, SEGMENT_COUNTERS, RESOURCE_COUNTERS, DATABASE_COUNTERS)
+}
+
+
+def kind_named(name: str) -> TaskKind[Any, Any]:
+    """The kind a resume token names; a name this SDK does not know is read as counters (a
+    token from a newer version, or a kind of the user's own: ``tasks.resume(kind=...)``)."""
+    return KINDS.get(name, COUNTERS)
+
+
+@functools.cache
+def status_spec(result_type: Any) -> EndpointSpec:
+    """``tasks/status`` asking for the result as ``result_type`` (one spec per type)."""
+    if result_type is COUNTERS.result_type:
+        return TASKS_STATUS
+    return evolve(TASKS_STATUS, response=TaskStatus[result_type])

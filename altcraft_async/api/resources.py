@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault, remaining
-from .._errors import InvalidRequestError
+from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault
 from .._fanout import FanOut
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import CountersSnapshot, Feedback, ResourceRef
-from ._base import Caller, wait_deadline
-from ._specs import RESOURCES_REFRESH_COUNTERS
+from ._base import Caller, refresh_and_wait, refresh_many, start_task
+from ._specs import RESOURCE_COUNTERS
 
 if TYPE_CHECKING:
     from .._feedback import FeedbackReceiver
@@ -44,44 +43,9 @@ class ResourcesAPI:
         ``retry.retry_starts`` is set. Raises InvalidRequestError (nothing sent), APIError
         subclasses, TransportError, HTTPStatusError, DecodeError.
         """
-        return await self._start(resource_id, database_id, feedback, timeout, retry, None)
-
-    async def _start(
-        self,
-        resource_id: int,
-        database_id: int,
-        feedback: Feedback | FeedbackReceiver | None,
-        timeout: float | None,
-        retry: RetryPolicy | None,
-        deadline: float | None,
-    ) -> Task:
-        push = None
-        if feedback is not None and not isinstance(feedback, Feedback):
-            from .._feedback import FeedbackReceiver  # loads aiohttp.web: only when used
-
-            if not isinstance(feedback, FeedbackReceiver):
-                raise InvalidRequestError(
-                    f"feedback must be a Feedback or a FeedbackReceiver, "
-                    f"got {type(feedback).__name__}"
-                )
-            push = feedback.reserve()  # one callback URL per refresh
-            feedback = push.feedback
-        try:
-            ref = await self._caller.call(
-                RESOURCES_REFRESH_COUNTERS,
-                {"resource_id": resource_id, "database_id": database_id, "feedback": feedback},
-                timeout=timeout,
-                retry=retry,
-                deadline=deadline,
-            )
-        except BaseException:
-            if push is not None:
-                push.release()
-            raise
-        if push is not None:
-            push.task_id = ref.task_id
-        return self._caller.new_task(
-            ref.task_id, RESOURCES_REFRESH_COUNTERS.name, "resource", push=push
+        args = {"resource_id": resource_id, "database_id": database_id}
+        return await start_task(
+            self._caller, RESOURCE_COUNTERS, args, feedback=feedback, timeout=timeout, retry=retry
         )
 
     async def refresh_and_wait(
@@ -100,9 +64,16 @@ class ResourcesAPI:
         brings the final result first wins. ``timeout`` covers the whole call, the start
         request included (see ``segments.refresh_and_wait``).
         """
-        deadline = wait_deadline(self._caller, timeout, policy)
-        task = await self._start(resource_id, database_id, feedback, None, None, deadline)
-        return await task.wait(timeout=remaining(deadline), policy=policy, on_progress=on_progress)
+        args = {"resource_id": resource_id, "database_id": database_id}
+        return await refresh_and_wait(
+            self._caller,
+            RESOURCE_COUNTERS,
+            args,
+            feedback=feedback,
+            timeout=timeout,
+            policy=policy,
+            on_progress=on_progress,
+        )
 
     def refresh_many(
         self,
@@ -114,17 +85,13 @@ class ResourcesAPI:
         fail_fast: bool = False,
     ) -> FanOut[ResourceRef]:
         """Refresh many resources; outcomes in completion order (as ``segments.refresh_many``)."""
-
-        async def run_one(ref: ResourceRef) -> list[CountersSnapshot]:
-            if not isinstance(ref, ResourceRef):  # this ref's outcome is the error; the rest go on
-                raise InvalidRequestError(
-                    f"refresh_many takes ResourceRef items, got {type(ref).__name__}"
-                )
-            return await self.refresh_and_wait(
-                resource_id=ref.resource_id,
-                database_id=ref.database_id,
-                timeout=timeout,
-                policy=policy,
-            )
-
-        return self._caller.fan_out(refs, run_one, concurrency=concurrency, fail_fast=fail_fast)
+        return refresh_many(
+            self._caller,
+            RESOURCE_COUNTERS,
+            refs,
+            ResourceRef,
+            concurrency=concurrency,
+            timeout=timeout,
+            policy=policy,
+            fail_fast=fail_fast,
+        )

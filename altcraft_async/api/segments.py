@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault, remaining
-from .._errors import InvalidRequestError
+from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault
 from .._fanout import FanOut
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import ChannelCounters, CountersSnapshot, SegmentRef
-from ._base import Caller, wait_deadline
-from ._specs import SEGMENTS_GET_COUNTERS, SEGMENTS_REFRESH_COUNTERS
+from ._base import Caller, refresh_and_wait, refresh_many, start_task
+from ._specs import SEGMENT_COUNTERS, SEGMENTS_GET_COUNTERS
 
 __all__ = ["SegmentsAPI"]
 
@@ -58,25 +57,8 @@ class SegmentsAPI:
         Not retried after the request may have reached the server (a retry could start a
         second task) unless ``retry.retry_starts`` is set. Errors as :meth:`get_counters`.
         """
-        return await self._start(segment_id, resource_id, database_id, timeout, retry, None)
-
-    async def _start(
-        self,
-        segment_id: int,
-        resource_id: int,
-        database_id: int | None,
-        timeout: float | None,
-        retry: RetryPolicy | None,
-        deadline: float | None,
-    ) -> Task:
-        ref = await self._caller.call(
-            SEGMENTS_REFRESH_COUNTERS,
-            {"segment_id": segment_id, "resource_id": resource_id, "database_id": database_id},
-            timeout=timeout,
-            retry=retry,
-            deadline=deadline,
-        )
-        return self._caller.new_task(ref.task_id, SEGMENTS_REFRESH_COUNTERS.name, "segment")
+        args = {"segment_id": segment_id, "resource_id": resource_id, "database_id": database_id}
+        return await start_task(self._caller, SEGMENT_COUNTERS, args, timeout=timeout, retry=retry)
 
     async def refresh_and_wait(
         self,
@@ -94,9 +76,15 @@ class SegmentsAPI:
         during the start, that raises :class:`RequestTimeoutError` (``.sent`` tells whether a
         task may have been started).
         """
-        deadline = wait_deadline(self._caller, timeout, policy)
-        task = await self._start(segment_id, resource_id, database_id, None, None, deadline)
-        return await task.wait(timeout=remaining(deadline), policy=policy, on_progress=on_progress)
+        args = {"segment_id": segment_id, "resource_id": resource_id, "database_id": database_id}
+        return await refresh_and_wait(
+            self._caller,
+            SEGMENT_COUNTERS,
+            args,
+            timeout=timeout,
+            policy=policy,
+            on_progress=on_progress,
+        )
 
     def refresh_many(
         self,
@@ -112,18 +100,13 @@ class SegmentsAPI:
         At most ``concurrency`` refreshes are in flight. One failure never stops the rest
         unless ``fail_fast``. Leaving the loop early (or ``aclose()``) cancels what is left.
         """
-
-        async def run_one(ref: SegmentRef) -> list[CountersSnapshot]:
-            if not isinstance(ref, SegmentRef):  # this ref's outcome is the error; the rest go on
-                raise InvalidRequestError(
-                    f"refresh_many takes SegmentRef items, got {type(ref).__name__}"
-                )
-            return await self.refresh_and_wait(
-                segment_id=ref.segment_id,
-                resource_id=ref.resource_id,
-                database_id=ref.database_id,
-                timeout=timeout,
-                policy=policy,
-            )
-
-        return self._caller.fan_out(refs, run_one, concurrency=concurrency, fail_fast=fail_fast)
+        return refresh_many(
+            self._caller,
+            SEGMENT_COUNTERS,
+            refs,
+            SegmentRef,
+            concurrency=concurrency,
+            timeout=timeout,
+            policy=policy,
+            fail_fast=fail_fast,
+        )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault, parse_resume_token
 from .._errors import InvalidRequestError
+from .._kinds import COUNTERS
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import CountersSnapshot, TaskStatus
 from ._base import Caller
-from ._specs import TASKS_STATUS
+from ._specs import TASKS_STATUS, kind_named
 
 __all__ = ["TasksAPI"]
 
@@ -36,15 +37,15 @@ class TasksAPI:
         """A handle on an existing task id (e.g. one stored in a database)."""
         if not isinstance(task_id, str) or not task_id.strip():
             raise InvalidRequestError(f"task_id must be a non-empty str, got {task_id!r}")
-        return self._caller.new_task(task_id, "", "")  # its start call is unknown
+        return self._caller.new_task(task_id, COUNTERS)  # its start call is unknown
 
     def resume(self, resume_token: str) -> Task:
         """The handle of a task from its :meth:`Task.resume_token`, in any process."""
         data = parse_resume_token(resume_token)
         return self._caller.new_task(
             data["task_id"],
-            data.get("endpoint", ""),
-            data.get("kind", ""),
+            kind_named(data.get("kind", "")),
+            endpoint=data.get("endpoint", ""),
             created=data["created"],
         )
 

@@ -1,7 +1,7 @@
 """Typed models of the Altcraft API: frozen attrs classes that use the wire's field names."""
 
 from .counters import ChannelCounters, CountersSnapshot, CounterStatus
-from .refs import Feedback, ResourceRef, SegmentRef
+from .refs import DatabaseRef, Feedback, ResourceRef, SegmentRef
 from .relations import Match, NumericProperty, RelationInfo
 from .senders import QueueGroup, SenderQueueStats
 from .tasks import FAILURE_STATUSES, SUCCESS_STATUSES, TaskRef, TaskStatus
@@ -12,6 +12,7 @@ __all__ = [
     "ChannelCounters",
     "CounterStatus",
     "CountersSnapshot",
+    "DatabaseRef",
     "Feedback",
     "Match",
     "NumericProperty",

@@ -10,7 +10,7 @@ from attrs import field, frozen
 from .._errors import InvalidRequestError
 from ._checks import positive_id
 
-__all__ = ["Feedback", "ResourceRef", "SegmentRef"]
+__all__ = ["DatabaseRef", "Feedback", "ResourceRef", "SegmentRef"]
 
 
 def _positive_id(instance: object, attribute: Any, value: Any) -> None:
@@ -37,6 +37,14 @@ class ResourceRef:
 
     resource_id: int = field(validator=_positive_id)
     database_id: int = field(validator=_positive_id)
+
+
+@frozen
+class DatabaseRef:
+    """A database's counters on one resource."""
+
+    database_id: int = field(validator=_positive_id)
+    resource_id: int = field(validator=_positive_id)
 
 
 def _http_url(instance: object, attribute: Any, value: Any) -> None:

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic
 
 from attrs import field, frozen
+from typing_extensions import TypeVar
 
 from ._meta import informational
 from .counters import CountersSnapshot
 
-__all__ = ["FAILURE_STATUSES", "SUCCESS_STATUSES", "TaskRef", "TaskStatus", "normalize_status"]
+__all__ = [
+    "FAILURE_STATUSES",
+    "SUCCESS_STATUSES",
+    "CountersResult",
+    "ResultT",
+    "TaskRef",
+    "TaskStatus",
+    "normalize_status",
+]
+
+#: The result of a counters refresh as a status holds it.
+CountersResult = tuple[CountersSnapshot, ...]
+#: What a task kind's successful status holds as ``result`` (counters unless said otherwise).
+ResultT = TypeVar("ResultT", default=CountersResult)
 
 #: Statuses that end a task successfully (``success`` is what older platform versions send).
 SUCCESS_STATUSES = frozenset({"completed", "success"})
@@ -36,18 +50,21 @@ class TaskRef:
 
 
 @frozen
-class TaskStatus:
+class TaskStatus(Generic[ResultT]):
     """A ``tasks/status`` reply. Any status that is neither success nor failure is running.
 
     The decoder reads it in two steps: ``status`` (trimmed and case-folded) and ``progress``
-    first, then ``result`` only when the task succeeded. A running task's ``result`` is never
-    read; a failed task's is kept as sent, as plain data, in ``failure_result`` (it may be
-    null, a reason string or an object) and reaches :class:`TaskFailedError`.
+    first, then ``result`` only when the task succeeded, as the result type of the task's kind
+    (``TaskStatus`` alone is a counters refresh's: a tuple of :class:`CountersSnapshot`). A
+    running task's ``result`` is never read and stays empty (``()``, or None for a kind whose
+    result is not a sequence); a failed task's is kept as sent, as plain data, in
+    ``failure_result`` (it may be null, a reason string or an object) and reaches
+    :class:`TaskFailedError`.
     """
 
     status: str
     progress: float | None = informational(None)
-    result: tuple[CountersSnapshot, ...] = ()
+    result: ResultT = ()  # type: ignore[assignment]  # the empty result of the default kind
     failure_result: Any = field(default=None, eq=False, repr=False)
 
     @property
