@@ -14,7 +14,9 @@ Imports flow downward only::
     _events           request/response events and the event_hooks that receive them
     _scrub            Scrubber: every escaping of every secret blanked from replies and errors
     _transport        the only user of aiohttp.ClientSession: timeouts, retries, rate limit
-    _awaiter          Task handles: single-flight polling, deadlines, push/poll race
+    _waitstate        the awaiter's state machine: each turn's decision, a pure function
+    _awaiter          Task handles: single-flight polling, deadlines, push/poll race; the
+                      client's PollRegistry (shared polls by task id, the clock)
     _fanout           refresh_many: anyio task group + CapacityLimiter in one engine task
     _feedback         FeedbackReceiver (aiohttp.web), imported only when used: matching
                       webhooks to the waits

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from attrs import evolve
 
-from ._awaiter import SharedPoll, Task
+from ._awaiter import PollRegistry, Task
 from ._codec import Format
 from ._errors import ClientClosedError, InvalidRequestError, RequestTimeoutError
 from ._events import EventHookMap, EventHooks
@@ -127,7 +127,7 @@ class AltcraftClient:
             hooks=hooks,
             secrets=(secret, admin_secret),
         )
-        self._polls: dict[str, SharedPoll] = {}
+        self._polls = PollRegistry()
         self._fanouts: weakref.WeakSet[FanOut[Any]] = weakref.WeakSet()
         self.segments = SegmentsAPI(self)
         self.resources = ResourcesAPI(self)
@@ -162,7 +162,7 @@ class AltcraftClient:
         """Stop fan-outs still running, end task waits with ClientClosedError and close the
         connection pool; safe to call twice."""
         transport = self._transport
-        if transport.bound_elsewhere() and (transport.session_open or self._polls):
+        if transport.bound_elsewhere() and (transport.session_open or self._polls.task_ids()):
             # its waits and sockets belong to that loop, which may run in another thread
             raise ClientClosedError(
                 "the client is bound to another event loop; close it from that loop"
@@ -170,10 +170,7 @@ class AltcraftClient:
         if transport.loop_ended:  # nothing of that loop can be woken or awaited any more
             await transport.aclose()
             return
-        for shared in list(self._polls.values()):  # parked waits wake now, not at their poll
-            shared.close(
-                ClientClosedError(f"the client was closed while waiting for task {shared.task_id}")
-            )
+        self._polls.close_all()
         try:
             for fanout in list(self._fanouts):
                 with contextlib.suppress(Exception):  # a crashed fan-out told its consumer
@@ -194,6 +191,11 @@ class AltcraftClient:
     def connections_in_use(self) -> int:
         """Connections held by requests right now (0 when the client is idle)."""
         return self._transport.connections_in_use()
+
+    def polling_tasks(self) -> frozenset[str]:
+        """The ids of the tasks this client is waiting on right now (empty when no ``wait``,
+        ``watch`` or ``refresh_and_wait`` is running): for health checks and shutdown logs."""
+        return self._polls.task_ids()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         transport = getattr(self, "_transport", None)
@@ -247,19 +249,9 @@ class AltcraftClient:
         created: datetime | None = None,
         push: PushWaiter | None = None,
     ) -> Task:
-        return Task(self, task_id, endpoint=endpoint, kind=kind, created=created, push=push)
-
-    def join_poll(self, task_id: str, created: float) -> SharedPoll:
-        shared = self._polls.get(task_id)
-        if shared is None:
-            shared = self._polls[task_id] = SharedPoll(task_id, created)
-        shared.waiters += 1
-        return shared
-
-    def leave_poll(self, shared: SharedPoll) -> None:
-        shared.waiters -= 1
-        if shared.waiters <= 0 and self._polls.get(shared.task_id) is shared:
-            del self._polls[shared.task_id]
+        return Task(
+            self, self._polls, task_id, endpoint=endpoint, kind=kind, created=created, push=push
+        )
 
     def fan_out(
         self,
