@@ -22,7 +22,9 @@ Imports flow downward only::
                       every aiohttp and OS exception to ours in one function
     _send             SendPath: build -> rate-limit slot -> connection slot -> hooks ->
                       transport -> hooks -> decode -> limiter feedback, under retry_target
-    _awaiter          Task handles: single-flight polling, deadlines, push/poll race
+    _waitstate        the awaiter's state machine: each turn's decision, a pure function
+    _awaiter          Task handles: single-flight polling, deadlines, push/poll race; the
+                      client's PollRegistry (shared polls by task id, the clock)
     _fanout           refresh_many: anyio task group + CapacityLimiter in one engine task
     _feedback         FeedbackReceiver (aiohttp.web), imported only when used: matching
                       webhooks to the waits

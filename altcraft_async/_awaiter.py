@@ -7,6 +7,10 @@ task: when the leader is cancelled or times out it hands over, the next waiter t
 and the schedule carries on from the shared observations. When the last waiter leaves, the
 shared state is dropped, so nothing keeps polling for nobody.
 
+What a wait does at each turn is decided by ``_waitstate.decide``, a pure function of the
+shared state, the wait's own and the time; this module only carries the decision out (sleep,
+poll, wake the others). A client's :class:`PollRegistry` holds its shared polls and the clock.
+
 A parked wait is the unit users multiply by thousands, so its path uses asyncio's own
 ``timeout``, ``sleep`` and ``Event`` (the SDK runs on asyncio, as aiohttp does): anyio's
 cancel scopes cost about 0.6 KB more per wait and still cancel it from outside as usual.
@@ -22,7 +26,7 @@ import math
 import random
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol
@@ -31,13 +35,24 @@ import anyio
 
 from ._errors import (
     AltcraftError,
+    ClientClosedError,
     InvalidRequestError,
-    TaskFailedError,
     TaskTimeoutError,
 )
 from ._kinds import COUNTERS, ResultT, TaskKind, WaitResultT
-from ._poll import Backoff, Observation, PollPolicy
-from ._retry import RetryPolicy
+from ._poll import Backoff, PollPolicy
+from ._waitstate import (
+    Deliver,
+    Fail,
+    Follow,
+    Lead,
+    PollSooner,
+    PollState,
+    TimeOut,
+    Waiter,
+    decide,
+    failed_error,
+)
 from .models import TaskStatus
 
 if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is used
@@ -47,6 +62,7 @@ if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is
 
 __all__ = [
     "DEFAULT",
+    "PollRegistry",
     "ProgressCallback",
     "SharedPoll",
     "Task",
@@ -60,18 +76,10 @@ __all__ = [
 RESUME_TOKEN_VERSION = 1
 #: A resume token is ~200 characters; anything far longer is not one (and is not parsed).
 _MAX_RESUME_TOKEN = 4096
-#: A follower polls on its own schedule only when it is due this much before the leader.
-_SLACK = 0.05
-#: The last look before a deadline lands at most this many seconds, or this share of the
-#: whole wait, before it (whichever is less).
-_LAST_LOOK = 1.0
-_LAST_LOOK_SHARE = 0.1
 #: The least time a wait is given, so that even one begun at its deadline takes a last look.
 _SLIVER = 0.001
 #: Jitter source shared by all tasks (a Random per task would cost ~3 KB each).
 _JITTER = random.Random()
-#: Which poll errors are transient: the same rule as for retrying any read.
-_POLL_RETRY = RetryPolicy()
 
 ProgressCallback = Callable[[TaskStatus[Any]], Awaitable[None] | None]
 
@@ -91,7 +99,7 @@ DEFAULT: Final = UseDefault.DEFAULT
 
 
 class TaskSource(Protocol):
-    """What the awaiter needs from a client: one status request and the shared-poll registry."""
+    """What the awaiter needs from a client: its default policy and one status request."""
 
     default_poll_policy: PollPolicy
 
@@ -99,29 +107,16 @@ class TaskSource(Protocol):
         self, task_id: str, kind: TaskKind[ResultT, Any]
     ) -> TaskStatus[ResultT]: ...
 
-    def join_poll(self, task_id: str, created: float, kind: TaskKind[Any, Any]) -> SharedPoll: ...
 
-    def leave_poll(self, shared: SharedPoll) -> None: ...
+class SharedPoll(PollState):
+    """A :class:`PollState` with the means to wake its waiters: the followers' event and the
+    leader's sleep, which :meth:`close` cuts short."""
 
-
-class SharedPoll:
-    """Poll state of one task id, shared by its waiters in one client."""
+    __slots__ = ("_changed", "_sleep", "kind")
 
     def __init__(self, task_id: str, created: float, kind: TaskKind[Any, Any] = COUNTERS) -> None:
-        self.task_id = task_id
+        super().__init__(task_id, created)
         self.kind = kind  # how its statuses are decoded (shared by waiters of one result type)
-        self.created = created  # time.monotonic() when the task was created
-        self.observations: list[Observation] = []
-        self.latest: TaskStatus[Any] | None = None
-        self.version = 0
-        self.error: AltcraftError | None = None
-        self.last_error: AltcraftError | None = None  # of the last poll, if it failed
-        self.failures = 0
-        self.last_poll_at = created
-        self.leading = False
-        self.leader_poll_at = math.inf  # when the leader's next poll is due
-        self.polling_sooner = False  # a follower with a faster policy polls for everyone
-        self.waiters = 0
         self._changed: asyncio.Event | None = None  # made when somebody waits: saves memory
         self._sleep: asyncio.Future[None] | None = None  # the leader's wait for its next poll
 
@@ -146,49 +141,65 @@ class SharedPoll:
             timer.cancel()
             self._sleep = None
 
+    def end_leading(self) -> None:
+        super().end_leading()
+        self.notify()
+
+    def end_polling_sooner(self) -> None:
+        super().end_polling_sooner()
+        self.notify()
+
     def close(self, error: AltcraftError) -> None:
         """End every wait on this task with ``error`` now (the client is being closed)."""
-        self.error = error
+        self.end(error)
         if self._sleep is not None:
             _wake(self._sleep)
         self.notify()
 
-    def next_poll_at(self, policy: PollPolicy, rand: float, last_look: float = math.inf) -> float:
-        """When to poll next by ``policy``; a poll the schedule would place past the waiter's
-        deadline is brought forward to ``last_look`` (just before it), unless a poll already
-        looked after that moment: a wait never times out on a task that finished in time."""
-        if self.failures:
-            due = self.last_poll_at + policy.backoff.delay(self.failures - 1, rand)
-        elif not self.observations:
-            due = self.created + policy.first_delay()
-        else:
-            due = self.last_poll_at + policy.next_delay(self.observations, rand)
-        if due > last_look and self.last_poll_at < last_look:
-            return max(last_look, self.last_poll_at)
-        return due
 
-    async def poll(self, source: TaskSource) -> None:
-        """One status request; a retryable failure only delays the next poll."""
-        try:
-            status = await source.fetch_status(self.task_id, self.kind)
-        except AltcraftError as error:
-            # only what a read may retry (connection errors, 5xx, 429, unreadable replies)
-            # waits for the next poll; anything else (an API error, an HTTP 4xx such as 404,
-            # a closed client) ends the wait instead of repeating it until the deadline
-            if not _POLL_RETRY.should_retry(error, starts_task=False):
-                self.error = error
-                return
-            self.failures += 1
-            self.last_error = error
-            self.last_poll_at = time.monotonic()
-            return
-        now = time.monotonic()
-        self.failures = 0
-        self.last_error = None
-        self.last_poll_at = now
-        self.observations.append((now - self.created, status.progress))
-        self.latest = status
-        self.version += 1
+class PollRegistry:
+    """The shared polls of one client, by task id, and the clock the awaiter reads.
+
+    A wait joins the poll of its task id (made on first use) and leaves it when it ends (waits
+    whose kinds read the result as different types poll apart: the decoding is the poll's); the
+    last to leave drops it, so nothing keeps polling for nobody. ``clock`` is a monotonic
+    clock in seconds (``time.monotonic``; a test may give its own): every time the awaiter
+    schedules by comes from it, while the parked waits themselves sleep on asyncio's timers.
+    """
+
+    __slots__ = ("_polls", "clock")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._polls: dict[tuple[str, Any], SharedPoll] = {}
+
+    def __repr__(self) -> str:
+        return f"<PollRegistry tasks={len(self._polls)}>"
+
+    def join(self, task_id: str, created: float, kind: TaskKind[Any, Any] = COUNTERS) -> SharedPoll:
+        key = (task_id, kind.result_type)
+        shared = self._polls.get(key)
+        if shared is None:
+            shared = self._polls[key] = SharedPoll(task_id, created, kind)
+        shared.join()
+        return shared
+
+    def leave(self, shared: SharedPoll) -> None:
+        key = (shared.task_id, shared.kind.result_type)
+        if shared.leave() and self._polls.get(key) is shared:
+            del self._polls[key]
+
+    def task_ids(self) -> frozenset[str]:
+        """The task ids some wait is on right now."""
+        return frozenset(task_id for task_id, _ in self._polls)
+
+    def close_all(self) -> None:
+        """End every wait with ClientClosedError now: parked waits wake at once, not at their
+        next poll."""
+        for shared in list(self._polls.values()):
+            shared.close(
+                ClientClosedError(f"the client was closed while waiting for task {shared.task_id}")
+            )
 
 
 class Task(Generic[ResultT, WaitResultT]):
@@ -198,9 +209,24 @@ class Task(Generic[ResultT, WaitResultT]):
     whose :meth:`wait` returns a list of :class:`CountersSnapshot`.
     """
 
+    # one handle per wait is common (100k waits, 100k handles): no __dict__
+    __slots__ = (
+        "__weakref__",
+        "_created_monotonic",
+        "_polls",
+        "_push",
+        "_source",
+        "created",
+        "endpoint",
+        "kind",
+        "task_id",
+        "task_kind",
+    )
+
     def __init__(
         self,
         source: TaskSource,
+        polls: PollRegistry,
         task_id: str,
         *,
         kind: TaskKind[ResultT, WaitResultT] = COUNTERS,  # type: ignore[assignment]
@@ -210,6 +236,7 @@ class Task(Generic[ResultT, WaitResultT]):
         push: PushWaiter | None = None,
     ) -> None:
         self._source = source
+        self._polls = polls
         self._push = push
         if push is not None:  # a handle dropped without a final answer frees its callback
             weakref.finalize(self, push.release)
@@ -221,7 +248,7 @@ class Task(Generic[ResultT, WaitResultT]):
         self.created = created or datetime.now(UTC)
         if created_monotonic is None:
             age = max(0.0, (datetime.now(UTC) - self.created).total_seconds())
-            created_monotonic = time.monotonic() - age
+            created_monotonic = polls.clock() - age
         self._created_monotonic = created_monotonic
 
     def __repr__(self) -> str:
@@ -303,7 +330,7 @@ class Task(Generic[ResultT, WaitResultT]):
             status = await push.wait()
             try:
                 if status.failed:
-                    raise _failed(self.task_id, status)
+                    raise failed_error(self.task_id, status)
                 await report(status)
                 outcome.append(self.task_kind.deliver(status.result))
             except Exception as error:
@@ -335,91 +362,90 @@ class Task(Generic[ResultT, WaitResultT]):
         Raises like :meth:`wait` on failure or deadline.
         """
         policy = policy or self._source.default_poll_policy
-        limit = wait_limit(timeout, policy)
-        deadline = math.inf if limit is None else time.monotonic() + limit
-        last_look = deadline - _last_look_window(limit)
-        shared = self._source.join_poll(self.task_id, self._created_monotonic, self.task_kind)
-        seen_version = 0
-        last: tuple[str, float | None] | None = None
+        clock = self._polls.clock
+        waiter = Waiter.start(policy, wait_limit(timeout, policy), clock())
+        shared = self._polls.join(self.task_id, self._created_monotonic, self.task_kind)
         try:
-            while True:
-                if shared.version != seen_version and shared.latest is not None:
-                    seen_version = shared.version
-                    status = shared.latest
-                    if status.failed:
-                        raise _failed(self.task_id, status)
-                    key = (status.status, status.progress)
-                    if key != last or status.succeeded:
-                        last = key
-                        yield status
-                    if status.succeeded:
-                        return
-                    continue
-                if shared.error is not None:
-                    raise shared.error
-                attempts = policy.max_attempts
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (
-                    attempts is not None and len(shared.observations) >= attempts
-                ):
-                    latest = shared.latest
-                    raise TaskTimeoutError(
-                        self.task_id,
-                        timeout=limit,
-                        last_status=latest.status if latest else None,
-                        progress=latest.progress if latest else None,
-                        resume_token=self.resume_token(),
-                    ) from shared.last_error  # why the last polls failed, if they did
-                try:
-                    async with asyncio.timeout(None if remaining == math.inf else remaining):
-                        if not shared.leading:
-                            await self._lead(shared, policy, last_look)
-                        elif (
-                            not shared.polling_sooner
-                            and shared.next_poll_at(policy, 0.0, last_look)
-                            < shared.leader_poll_at - _SLACK
-                        ):
-                            await self._poll_sooner(shared, policy, last_look)
-                        else:
-                            await shared.changed()
-                except TimeoutError:
-                    pass  # the deadline passed: the next turn raises TaskTimeoutError
+            while True:  # each turn: ask what to do (_waitstate.decide), then do it
+                match decide(shared, waiter, clock(), _JITTER.random()):
+                    case Deliver() as news:
+                        waiter.catch_up(news)
+                        if news.show:
+                            yield news.status
+                        if news.status.succeeded:
+                            return
+                    case Fail(error=error):
+                        raise error
+                    case TimeOut() as out:
+                        raise self._timed_out(out) from out.cause
+                    case turn:  # Lead, PollSooner or Follow, until the deadline at most
+                        try:
+                            async with asyncio.timeout(_seconds(waiter.deadline - clock())):
+                                await self._take_turn(shared, turn)
+                        except TimeoutError:
+                            pass  # the next turn decides TimeOut
         finally:
-            self._source.leave_poll(shared)
+            self._polls.leave(shared)
 
-    async def _lead(self, shared: SharedPoll, policy: PollPolicy, last_look: float) -> None:
-        shared.leading = True
+    def _timed_out(self, out: TimeOut) -> TaskTimeoutError:
+        latest = out.latest
+        return TaskTimeoutError(
+            self.task_id,
+            timeout=out.timeout,
+            last_status=latest.status if latest else None,
+            progress=latest.progress if latest else None,
+            resume_token=self.resume_token(),
+        )
+
+    def _take_turn(
+        self, shared: SharedPoll, turn: Lead | PollSooner | Follow
+    ) -> Coroutine[Any, Any, None]:
+        """What to await for this turn: lead the poll, poll sooner, or wait for news (a plain
+        function: one coroutine frame less for every parked wait)."""
+        if isinstance(turn, Lead):
+            return self._lead(shared, turn.poll_at)
+        if isinstance(turn, PollSooner):
+            return self._poll_sooner(shared, turn.due)
+        return shared.changed()
+
+    async def _lead(self, shared: SharedPoll, poll_at: float) -> None:
+        """Sleep until ``poll_at`` and poll for every waiter (unless the wait ended)."""
+        shared.begin_leading(poll_at)
         try:
-            shared.leader_poll_at = shared.next_poll_at(policy, _JITTER.random(), last_look)
-            delay = shared.leader_poll_at - time.monotonic()
+            delay = poll_at - self._polls.clock()
             if delay > 0:
                 await shared.sleep(delay)
             if shared.error is None:
-                await shared.poll(self._source)
+                await self._poll(shared)
         finally:
-            shared.leading = False
-            shared.leader_poll_at = math.inf
-            shared.notify()
+            shared.end_leading()
 
-    async def _poll_sooner(self, shared: SharedPoll, policy: PollPolicy, last_look: float) -> None:
+    async def _poll_sooner(self, shared: SharedPoll, due: float) -> None:
         """This waiter wants a poll before the leader's (a slow push safety poller leads, or
-        this waiter's deadline comes first): wait for news until then, and poll itself if none
-        came."""
+        this waiter's deadline comes first): wait for news until ``due``, and poll itself if
+        none came."""
         version = shared.version
-        due = shared.next_poll_at(policy, _JITTER.random(), last_look) - time.monotonic()
-        shared.polling_sooner = True
+        shared.begin_polling_sooner()
         try:
             try:
-                async with asyncio.timeout(max(due, 0.0)):
+                async with asyncio.timeout(max(due - self._polls.clock(), 0.0)):
                     await shared.changed()
                     return
             except TimeoutError:
                 pass
             if shared.version == version:
-                await shared.poll(self._source)
+                await self._poll(shared)
         finally:
-            shared.polling_sooner = False
-            shared.notify()
+            shared.end_polling_sooner()
+
+    async def _poll(self, shared: SharedPoll) -> None:
+        """One status request, its answer or error recorded in the shared state."""
+        try:
+            status = await self._source.fetch_status(self.task_id, shared.kind)
+        except AltcraftError as error:
+            shared.record_error(error, self._polls.clock())
+            return
+        shared.record_status(status, self._polls.clock())
 
 
 def wait_limit(timeout: float | UseDefault | None, policy: PollPolicy) -> float | None:
@@ -439,16 +465,9 @@ def remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(deadline - time.monotonic(), _SLIVER)
 
 
-def _last_look_window(limit: float | None) -> float:
-    """How long before a wait's deadline its last look at the task lands: long enough for a
-    status request to come back, short enough that the task had nearly all its time."""
-    return 0.0 if limit is None else min(_LAST_LOOK, _LAST_LOOK_SHARE * limit)
-
-
-def _failed(task_id: str, status: TaskStatus[Any]) -> TaskFailedError:
-    return TaskFailedError(
-        task_id, status.status, status.progress, raw=status, result=status.failure_result
-    )
+def _seconds(left: float) -> float | None:
+    """``asyncio.timeout``'s delay for ``left`` seconds: None for no deadline."""
+    return None if left == math.inf else left
 
 
 def _wake(future: asyncio.Future[None]) -> None:

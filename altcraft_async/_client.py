@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from attrs import evolve
 
-from ._awaiter import SharedPoll, Task
+from ._awaiter import PollRegistry, Task
 from ._codec import Format
 from ._errors import ClientClosedError, InvalidRequestError, RequestTimeoutError
 from ._events import EventHookMap, EventHooks
@@ -162,7 +162,7 @@ class AltcraftClient:
             hooks=hooks,
             secrets=(secret, admin_secret),
         )
-        self._polls: dict[tuple[str, Any], SharedPoll] = {}
+        self._polls = PollRegistry()
         self._fanouts: weakref.WeakSet[FanOut[Any, Any]] = weakref.WeakSet()
         self.segments = SegmentsAPI(self)
         self.resources = ResourcesAPI(self)
@@ -198,7 +198,7 @@ class AltcraftClient:
         """Stop fan-outs still running, end task waits with ClientClosedError and close the
         connection pool; safe to call twice."""
         send, transport = self._send, self._transport
-        if send.bound_elsewhere() and (_may_hold_sockets(transport) or self._polls):
+        if send.bound_elsewhere() and (_may_hold_sockets(transport) or self._polls.task_ids()):
             # its waits and sockets belong to that loop, which may run in another thread
             raise ClientClosedError(
                 "the client is bound to another event loop; close it from that loop"
@@ -207,10 +207,7 @@ class AltcraftClient:
             send.close()
             await transport.aclose()
             return
-        for shared in list(self._polls.values()):  # parked waits wake now, not at their poll
-            shared.close(
-                ClientClosedError(f"the client was closed while waiting for task {shared.task_id}")
-            )
+        self._polls.close_all()
         try:
             for fanout in list(self._fanouts):
                 with contextlib.suppress(Exception):  # a crashed fan-out told its consumer
@@ -236,6 +233,11 @@ class AltcraftClient:
         if isinstance(transport, AiohttpTransport):
             return transport.connections_in_use()
         return self._send.requests_in_flight
+
+    def polling_tasks(self) -> frozenset[str]:
+        """The ids of the tasks this client is waiting on right now (empty when no ``wait``,
+        ``watch`` or ``refresh_and_wait`` is running): for health checks and shutdown logs."""
+        return self._polls.task_ids()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         transport = getattr(self, "_transport", None)
@@ -297,22 +299,9 @@ class AltcraftClient:
         created: datetime | None = None,
         push: PushWaiter | None = None,
     ) -> Task[ResultT, WaitResultT]:
-        return Task(self, task_id, kind=kind, endpoint=endpoint, created=created, push=push)
-
-    def join_poll(self, task_id: str, created: float, kind: TaskKind[Any, Any]) -> SharedPoll:
-        # waiters share a poll when they read its result alike: the decoding is the poll's
-        key = (task_id, kind.result_type)
-        shared = self._polls.get(key)
-        if shared is None:
-            shared = self._polls[key] = SharedPoll(task_id, created, kind)
-        shared.waiters += 1
-        return shared
-
-    def leave_poll(self, shared: SharedPoll) -> None:
-        shared.waiters -= 1
-        key = (shared.task_id, shared.kind.result_type)
-        if shared.waiters <= 0 and self._polls.get(key) is shared:
-            del self._polls[key]
+        return Task(
+            self, self._polls, task_id, kind=kind, endpoint=endpoint, created=created, push=push
+        )
 
     def fan_out(
         self,

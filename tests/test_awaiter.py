@@ -2,17 +2,16 @@
 on_progress, watch(), single-flight waits, resume tokens, poll errors and cancellation.
 
 Nothing here sleeps to wait for a condition. Timing is observed through the fake's records
-(``TaskRecord.polls``, ``done_at``, ``final_served_at``), through a wrapper around the client's
-``fetch_status`` (which runs in the waiter's own task: the awaiter has no background task), or
-through a *quiet window*: one unrelated request the fake holds for a fixed time, during which a
-poller that was still alive would have polled several times.
+(``TaskRecord.polls``, ``done_at``, ``final_served_at``), through the client's public
+``event_hooks`` (:class:`PollLog`: they run in the polling waiter's own task, since the awaiter
+has no background task), or through a *quiet window*: one unrelated request the fake holds for
+a fixed time, during which a poller that was still alive would have polled several times.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -31,11 +30,14 @@ from altcraft_async import (
     ClientClosedError,
     CountersSnapshot,
     DecodeError,
+    EventHookMap,
     HTTPStatusError,
     InvalidRequestError,
     PermissionDeniedError,
     PollPolicy,
+    RequestEvent,
     RequestTimeoutError,
+    ResponseEvent,
     RetryPolicy,
     SegmentRef,
     Task,
@@ -43,7 +45,7 @@ from altcraft_async import (
     TaskStatus,
     TaskTimeoutError,
 )
-from altcraft_async._awaiter import SharedPoll, _serial, parse_resume_token
+from altcraft_async._awaiter import _serial, parse_resume_token
 from altcraft_async.models import SUCCESS_STATUSES
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan, TaskRecord
 
@@ -58,6 +60,7 @@ FAST = PollPolicy(
 #: Fast retries inside one poll (two tries, a few ms apart).
 FAST_RETRY = RetryPolicy(attempts=2, backoff=Backoff(initial=0.005, max_interval=0.01, jitter=1.0))
 STATUS = "tasks/status"
+STATUS_ENDPOINT = "tasks.status"
 #: (status, progress) of a finished and of a pending task, as any dialect of the fake says them:
 #: ``success`` is the legacy spelling, and progress may be absent while a task is pending.
 SUCCEEDED = {(status, 100) for status in SUCCESS_STATUSES}
@@ -66,15 +69,46 @@ REFRESH = "segments/refresh_counters"
 REFRESH_ENDPOINT = "segments.refresh_counters"
 
 
+class PollLog:
+    """What the client's public event hooks see of its status polls: the asyncio task that
+    sent each, in order (a poll's retries are not counted again).
+
+    ``before(n)`` runs as poll ``n`` (1-based) is about to be sent, ``after(n)`` once its reply
+    was read; both run in the polling waiter's own task. Set them before the polls start.
+    """
+
+    def __init__(self) -> None:
+        self.callers: list[asyncio.Task[Any] | None] = []
+        self.before: Callable[[int], None] | None = None
+        self.after: Callable[[int], None] | None = None
+
+    def hooks(self) -> EventHookMap:
+        return {"request": [self._on_request], "response": [self._on_response]}
+
+    def _on_request(self, event: RequestEvent) -> None:
+        if event.endpoint == STATUS_ENDPOINT and event.attempt == 1:
+            self.callers.append(asyncio.current_task())
+            if self.before is not None:
+                self.before(len(self.callers))
+
+    def _on_response(self, event: ResponseEvent) -> None:
+        if event.endpoint == STATUS_ENDPOINT and event.attempt == 1 and self.after is not None:
+            self.after(len(self.callers))
+
+
 @asynccontextmanager
 async def env(
-    *, poll: PollPolicy = FAST, **fake_options: Any
+    *, poll: PollPolicy = FAST, polls: PollLog | None = None, **fake_options: Any
 ) -> AsyncIterator[tuple[FakeAltcraft, AltcraftClient]]:
-    """A small seeded fake (4 segments x 2 resources) and a client with fast polls."""
+    """A small seeded fake (4 segments x 2 resources) and a client with fast polls, whose
+    status polls ``polls`` logs if given."""
     fake = FakeAltcraft.seeded(profiles=300, segments=4, resources=2, **fake_options)
+    hooks = None if polls is None else polls.hooks()
     async with (
         fake,
-        AltcraftClient(fake.url, token=fake.token, poll=poll, retry=FAST_RETRY) as client,
+        AltcraftClient(
+            fake.url, token=fake.token, poll=poll, retry=FAST_RETRY, event_hooks=hooks
+        ) as client,
     ):
         yield fake, client
 
@@ -109,33 +143,6 @@ def record_of(fake: FakeAltcraft, task: Task) -> TaskRecord:
     return fake.tasks[task.task_id]
 
 
-def hook_polls(
-    client: AltcraftClient,
-    after: Callable[[int, TaskStatus | None], None] | None = None,
-    *,
-    before: Callable[[int], None] | None = None,
-) -> list[asyncio.Task[Any] | None]:
-    """Wrap the client's status request; returns the list of tasks that polled, in order.
-
-    ``before(n)`` runs as poll ``n`` (1-based) starts, ``after(n, status)`` once it is answered.
-    """
-    callers: list[asyncio.Task[Any] | None] = []
-    original = client.fetch_status
-
-    async def fetch_status(task_id: str) -> TaskStatus:
-        callers.append(asyncio.current_task())
-        number = len(callers)
-        if before is not None:
-            before(number)
-        status = await original(task_id)
-        if after is not None:
-            after(number, status)
-        return status
-
-    client.fetch_status = fetch_status  # type: ignore[method-assign]
-    return callers
-
-
 async def quiet_window(fake: FakeAltcraft, client: AltcraftClient, seconds: float = 0.1) -> None:
     """One unrelated round trip that the fake holds for ``seconds`` (3-10 FAST poll intervals)."""
     fake.faults.next("segments/get_counters", Fault.delay(seconds))
@@ -158,7 +165,7 @@ async def test_success_statuses_return_the_refreshed_counters(terminal: str) -> 
         assert record.status == terminal
         assert len(record.polls) == 3  # two running answers, then the terminal one
         assert fake.calls(STATUS) == 3
-        assert client._polls == {}
+        assert client.polling_tasks() == frozenset()
 
 
 async def test_refresh_and_wait_and_resource_tasks() -> None:
@@ -194,7 +201,7 @@ async def test_failure_statuses_raise_task_failed_error(status: str) -> None:
         assert error.raw.status == status.lower() and error.raw.failed and error.raw.result == ()
         assert task.task_id in str(error) and status.lower() in str(error)
         assert len(record.polls) == 3  # stopped at the failure: no poll after it
-        assert client._polls == {}
+        assert client.polling_tasks() == frozenset()
 
 
 async def test_custom_running_statuses_keep_polling() -> None:
@@ -229,7 +236,7 @@ async def test_deadline_raises_task_timeout_error_with_a_resume_token() -> None:
         assert token["task_id"] == task.task_id and token["endpoint"] == REFRESH_ENDPOINT
         record = record_of(fake, task)
         assert len(record.polls) >= 4 and not record.done  # it kept polling until the deadline
-        assert client._polls == {}
+        assert client.polling_tasks() == frozenset()
 
 
 #: A schedule whose second poll (at 2.5 s) lies past a 1.5 s deadline: 0.5 s, then 2 s later.
@@ -261,26 +268,6 @@ async def test_the_last_look_is_one_poll_not_a_flurry() -> None:
         assert len(record_of(fake, task).polls) == 2  # at 0.5 s and in the last 0.15 s
 
 
-@pytest.mark.parametrize(
-    ("last_poll", "due", "last_look", "expected"),
-    [
-        (0.0, 0.5, 1.35, 0.5),  # due before the last look: the schedule stands
-        (0.5, 2.5, 1.35, 1.35),  # due past the deadline: brought forward to the last look
-        (1.4, 3.4, 1.35, 3.4),  # a poll already looked inside the window: no second look
-        (1.2, 1.4, 1.35, 1.35),  # due inside the window: the earlier of the two
-        (0.5, 2.5, math.inf, 2.5),  # no deadline: nothing to look before
-    ],
-)
-def test_next_poll_at_brings_a_late_poll_forward(last_poll, due, last_look, expected) -> None:
-    shared = SharedPoll("t", created=0.0)
-    shared.observations.append((last_poll, None))
-    shared.last_poll_at = last_poll
-    policy = PollPolicy(
-        backoff=Backoff(initial=due - last_poll, factor=1.0, jitter=0.0), progress_aware=False
-    )
-    assert shared.next_poll_at(policy, 0.0, last_look) == pytest.approx(expected)
-
-
 async def test_the_policy_timeout_applies_when_wait_gets_none() -> None:
     policy = attrs.evolve(FAST, timeout=0.1)
     async with env(task_plan=TaskPlan.never(), poll=policy) as (fake, client):
@@ -306,7 +293,7 @@ async def test_invalid_timeouts_are_refused_before_polling(timeout: Any) -> None
         task = await client.segments.refresh_counters(**ref_of(fake))
         with pytest.raises(InvalidRequestError):
             await task.wait(timeout=timeout)
-        assert fake.calls(STATUS) == 0 and client._polls == {}
+        assert fake.calls(STATUS) == 0 and client.polling_tasks() == frozenset()
 
 
 # --- the poll schedule ---------------------------------------------------------------------------
@@ -389,23 +376,30 @@ async def test_on_progress_is_called_serially_even_when_the_callback_does_io() -
 
 async def test_on_progress_is_called_once_per_change() -> None:
     """The server repeats each status (its clock stands still); the callback sees each once."""
-    async with env(task_plan=TaskPlan.after_seconds(100), clock="manual") as (fake, client):
-        answers: list[tuple[str, float | None]] = []
+    polls = PollLog()
+    plan = TaskPlan.after_seconds(100)
+    async with env(task_plan=plan, clock="manual", polls=polls) as (fake, client):
+        answers: list[tuple[str, float]] = []  # what each poll was told, as the fake says it
 
-        def after(number: int, status: TaskStatus | None) -> None:
-            assert status is not None
-            answers.append((status.status, status.progress))
+        def after(number: int) -> None:
+            record = record_of(fake, task)
+            answers.append((record.status, record.progress))
             if number % 3 == 0:
                 fake.advance(25)  # progress moves only every third poll
 
-        hook_polls(client, after)
-        calls: list[tuple[str, float | None]] = []
+        polls.after = after
+        calls: list[tuple[str, float]] = []
         task = await client.segments.refresh_counters(**ref_of(fake))
-        await task.wait(on_progress=lambda status: calls.append((status.status, status.progress)))
+        # in the fake's words: any dialect's spelling of success, a missing progress as 0
+        await task.wait(
+            on_progress=lambda status: calls.append(
+                ("completed" if status.succeeded else status.status, status.progress or 0)
+            )
+        )
         distinct = [key for i, key in enumerate(answers) if i == 0 or key != answers[i - 1]]
         assert len(answers) >= 10 and len(distinct) < len(answers)
         assert calls == distinct
-        assert calls[0] in PENDING and calls[-1] in SUCCEEDED
+        assert calls[0] == ("pending", 0) and calls[-1] == ("completed", 100)
         assert len(calls) == len(set(calls))
 
 
@@ -459,7 +453,7 @@ async def test_an_error_in_on_progress_stops_the_wait() -> None:
         with pytest.raises(KeyError):
             await task.wait(on_progress=broken)
         polls = fake.calls(STATUS)
-        assert polls == 1 and client._polls == {}
+        assert polls == 1 and client.polling_tasks() == frozenset()
         await quiet_window(fake, client)
         assert fake.calls(STATUS) == polls
 
@@ -480,7 +474,7 @@ async def test_watch_yields_each_change_and_ends_after_success() -> None:
         assert_segment_result(fake, list(statuses[-1].result), ref)
         progresses = [status.progress or 0 for status in statuses]
         assert progresses == sorted(progresses)
-        assert fake.calls(STATUS) == 4 and client._polls == {}
+        assert fake.calls(STATUS) == 4 and client.polling_tasks() == frozenset()
 
 
 async def test_watch_raises_on_failure() -> None:
@@ -492,7 +486,7 @@ async def test_watch_raises_on_failure() -> None:
                 seen.append(status.status)
         assert caught.value.status == "error"
         assert len(seen) == 2 and "error" not in seen
-        assert client._polls == {}
+        assert client.polling_tasks() == frozenset()
 
 
 # --- single-flight -------------------------------------------------------------------------------
@@ -525,11 +519,12 @@ async def test_ten_waiters_share_one_poll_stream() -> None:
         assert_segment_result(fake, results[0], ref)
         assert len(record_of(fake, task).polls) == single
         assert all(calls >= 1 for calls in progress_calls)
-        assert client._polls == {}
+        assert client.polling_tasks() == frozenset()
 
 
 async def test_cancelling_a_follower_and_the_leader_does_not_disturb_the_others() -> None:
-    async with env(task_plan=TaskPlan.after_polls(4)) as (fake, client):
+    log = PollLog()
+    async with env(task_plan=TaskPlan.after_polls(4), polls=log) as (fake, client):
         ref = ref_of(fake)
         task = await client.segments.refresh_counters(**ref)
         scopes: dict[asyncio.Task[Any] | None, anyio.CancelScope] = {}
@@ -537,7 +532,7 @@ async def test_cancelling_a_follower_and_the_leader_does_not_disturb_the_others(
         cancelled: list[asyncio.Task[Any] | None] = []
         leaders: list[asyncio.Task[Any] | None] = []
 
-        def after(number: int, status: TaskStatus | None) -> None:
+        def after(number: int) -> None:
             if number == 1:  # a waiter that is not polling: a follower
                 follower = next(key for key in scopes if key is not callers[0])
                 scopes[follower].cancel()
@@ -547,7 +542,7 @@ async def test_cancelling_a_follower_and_the_leader_does_not_disturb_the_others(
                 leaders.append(asyncio.current_task())
                 scopes[asyncio.current_task()].cancel()
 
-        callers = hook_polls(client, after, before=before)
+        log.after, log.before, callers = after, before, log.callers
 
         async def waiter() -> None:
             with anyio.CancelScope() as scope:
@@ -567,7 +562,7 @@ async def test_cancelling_a_follower_and_the_leader_does_not_disturb_the_others(
         # reached it, so the 5th poll it sees is the first to find the task done
         assert polls == 5
         assert callers[1] is leaders[0] and callers[2] not in cancelled  # someone took over
-        assert client._polls == {}
+        assert client.polling_tasks() == frozenset()
 
 
 async def test_a_leader_whose_deadline_passes_hands_over() -> None:
@@ -609,25 +604,29 @@ async def test_a_fatal_poll_error_reaches_every_waiter_once() -> None:
             for _ in range(5):
                 group.start_soon(waiter)
         assert len(errors) == 5 and fake.calls(STATUS) == 1
-        assert client._polls == {}
+        assert client.polling_tasks() == frozenset()
 
 
 async def test_when_every_waiter_leaves_nothing_polls_for_nobody() -> None:
-    async with env(task_plan=TaskPlan.never()) as (fake, client):
+    log = PollLog()
+    async with env(task_plan=TaskPlan.never(), polls=log) as (fake, client):
         task = await client.segments.refresh_counters(**ref_of(fake))
         group_scope: list[anyio.CancelScope] = []
+        polling: list[frozenset[str]] = []
 
-        def after(number: int, status: TaskStatus | None) -> None:
+        def after(number: int) -> None:
+            polling.append(client.polling_tasks())
             if number == 3:
                 group_scope[0].cancel()
 
-        hook_polls(client, after)
+        log.after = after
         async with anyio.create_task_group() as group:
             group_scope.append(group.cancel_scope)
             for _ in range(10):
                 group.start_soon(client.tasks.task(task.task_id).wait)
         assert group.cancel_scope.cancel_called
-        assert client._polls == {}
+        assert polling == [frozenset({task.task_id})] * 3  # while they waited
+        assert client.polling_tasks() == frozenset()
         polls = fake.calls(STATUS)
         assert polls == 3
         await quiet_window(fake, client)
@@ -786,7 +785,7 @@ async def test_a_non_retryable_poll_error_ends_the_wait(
         with pytest.raises(error_type):
             await task.wait(timeout=5)
         assert time.monotonic() - started < 1.0
-        assert fake.calls(STATUS) == 1 and client._polls == {}
+        assert fake.calls(STATUS) == 1 and client.polling_tasks() == frozenset()
 
 
 # --- cancellation --------------------------------------------------------------------------------
@@ -797,11 +796,11 @@ async def assert_stopped(
 ) -> None:
     """Nothing polls any more, nothing else was sent, nothing is left running or connected.
 
-    ``callers`` (from :func:`hook_polls`) counts the polls the client started; the one that was
+    ``callers`` (from :class:`PollLog`) counts the polls the client sent; the one that was
     cancelled mid-request may still reach the fake a moment later, but no other may.
     """
     started = len(callers)
-    assert client._polls == {}
+    assert client.polling_tasks() == frozenset()
     assert client.connections_in_use() == 0
     assert not sdk_tasks()
     await quiet_window(fake, client)
@@ -813,9 +812,10 @@ async def assert_stopped(
 
 
 async def test_move_on_after_stops_polling_at_once() -> None:
-    async with env(task_plan=TaskPlan.never()) as (fake, client):
+    log = PollLog()
+    async with env(task_plan=TaskPlan.never(), polls=log) as (fake, client):
         task = await client.segments.refresh_counters(**ref_of(fake))
-        callers = hook_polls(client)
+        callers = log.callers
         with anyio.move_on_after(0.15) as scope:
             await task.wait()
         assert scope.cancelled_caught
@@ -824,7 +824,8 @@ async def test_move_on_after_stops_polling_at_once() -> None:
 
 
 async def test_a_cancel_scope_cancelled_mid_request_stops_polling() -> None:
-    async with env(task_plan=TaskPlan.never()) as (fake, client):
+    log = PollLog()
+    async with env(task_plan=TaskPlan.never(), polls=log) as (fake, client):
         task = await client.segments.refresh_counters(**ref_of(fake))
         scopes: list[anyio.CancelScope] = []
 
@@ -832,7 +833,7 @@ async def test_a_cancel_scope_cancelled_mid_request_stops_polling() -> None:
             if number == 3:
                 scopes[0].cancel()  # the third poll is cancelled while it is being sent
 
-        callers = hook_polls(client, before=before)
+        log.before, callers = before, log.callers
         with anyio.CancelScope() as scope:
             scopes.append(scope)
             await task.wait()
@@ -843,10 +844,12 @@ async def test_a_cancel_scope_cancelled_mid_request_stops_polling() -> None:
 
 
 async def test_asyncio_task_cancel_stops_polling() -> None:
-    async with env(task_plan=TaskPlan.never()) as (fake, client):
+    log = PollLog()
+    async with env(task_plan=TaskPlan.never(), polls=log) as (fake, client):
         task = await client.segments.refresh_counters(**ref_of(fake))
         polled = asyncio.Event()
-        callers = hook_polls(client, lambda number, status: polled.set() if number == 2 else None)
+        log.after = lambda number: polled.set() if number == 2 else None
+        callers = log.callers
         waiting = asyncio.get_running_loop().create_task(task.wait())
         with anyio.fail_after(10):  # a wait that never polls twice fails here, not hangs
             await polled.wait()
@@ -863,7 +866,7 @@ async def test_cancelling_a_wait_on_a_closed_client_is_clean() -> None:
         await client.aclose()
         with pytest.raises(ClientClosedError):
             await task.wait(timeout=1)
-        assert client._polls == {} and fake.calls(STATUS) == 0
+        assert client.polling_tasks() == frozenset() and fake.calls(STATUS) == 0
 
 
 # --- review fixes: a status reply that never fits ends the wait; the timeout keeps its cause --
@@ -946,7 +949,7 @@ async def test_closing_the_client_wakes_a_wait_parked_until_its_next_poll():
         errors = await wait_and_close_when(polled, task, client)
         assert len(errors) == 1 and task.task_id in str(errors[0])
         assert fake.calls(STATUS) == 1
-        assert client._polls == {}
+        assert client.polling_tasks() == frozenset()
 
 
 async def test_closing_the_client_during_a_poll_ends_the_wait_with_client_closed_error():

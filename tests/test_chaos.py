@@ -86,7 +86,7 @@ async def serving(
 
 def assert_client_idle(client: AltcraftClient) -> None:
     assert client.connections_in_use() == 0
-    assert client._polls == {}  # no shared poll state kept for nobody
+    assert client.polling_tasks() == frozenset()  # no shared poll state kept for nobody
 
 
 async def assert_proxy_idle(proxy: ChaosProxy | None) -> None:

@@ -109,7 +109,7 @@ async def assert_everything_stopped(fake: FakeAltcraft, client: AltcraftClient) 
     """No task left, no connection held, no start or poll arriving during a quiet window."""
     assert not sdk_tasks()
     assert client.connections_in_use() == 0
-    assert client._polls == {}
+    assert client.polling_tasks() == frozenset()
     # a plain round trip first: a request cancelled after it was written lands before it ends
     await quiet_window(fake, client, 0)
     before = dict(fake.stats.by_endpoint)
