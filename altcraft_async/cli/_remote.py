@@ -2,8 +2,9 @@
 sender queue, and refreshing many segments from a CSV file.
 
 Each command is two functions, a row of the table in :mod:`altcraft_async.cli`: one adds its
-options to its parser, the other (a handler made a runner by :func:`api_command`) gets an open
-client and returns a :class:`Reply`, printed as a table or as JSON.
+options to its parser (starting with :func:`connection_options` or :func:`waiting_options`),
+the other, a handler made a runner by :func:`api_command`, gets an open client and returns a
+:class:`Reply`, printed as a table or as JSON.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "Reply",
     "admin_sender_queue",
     "api_command",
+    "connection_options",
     "read_segment_refs",
     "refresh_many",
     "refresh_many_arguments",
@@ -59,6 +61,7 @@ __all__ = [
     "task_status_arguments",
     "task_wait",
     "task_wait_arguments",
+    "waiting_options",
 ]
 
 
@@ -101,7 +104,7 @@ def api_command(handler: Handler) -> Runner:
 # --- options every command here shares --------------------------------------------------------
 
 
-def _connection(parser: argparse.ArgumentParser) -> None:
+def connection_options(parser: argparse.ArgumentParser) -> None:
     """The connection options; ``main`` fills in the tokens from the environment."""
     group = parser.add_argument_group("connection")
     group.add_argument("--url", help="platform URL (default: $ALTCRAFT_URL)")
@@ -112,9 +115,9 @@ def _connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _waiting(parser: argparse.ArgumentParser) -> None:
+def waiting_options(parser: argparse.ArgumentParser) -> None:
     """The connection options and how long to wait for a task."""
-    _connection(parser)
+    connection_options(parser)
     parser.add_argument(
         "--wait-timeout", type=float, default=600.0, help="seconds to wait for a task"
     )
@@ -124,7 +127,7 @@ def _waiting(parser: argparse.ArgumentParser) -> None:
 
 
 def segment_counters_arguments(parser: argparse.ArgumentParser) -> None:
-    _waiting(parser)
+    waiting_options(parser)
     parser.add_argument("--segment-id", type=int, required=True)
     parser.add_argument("--resource-id", type=int, required=True)
     parser.add_argument("--database-id", type=int)
@@ -136,7 +139,7 @@ def segment_refresh_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resource_refresh_arguments(parser: argparse.ArgumentParser) -> None:
-    _waiting(parser)
+    waiting_options(parser)
     parser.add_argument("--resource-id", type=int, required=True)
     parser.add_argument("--database-id", type=int, required=True)
     parser.add_argument("--feedback-url", help="URL the platform POSTs the result to")
@@ -192,17 +195,17 @@ async def _wait(task: Any, args: argparse.Namespace) -> Reply:
 
 
 def task_status_arguments(parser: argparse.ArgumentParser) -> None:
-    _connection(parser)
+    connection_options(parser)
     parser.add_argument("task_id")
 
 
 def task_wait_arguments(parser: argparse.ArgumentParser) -> None:
-    _waiting(parser)
+    waiting_options(parser)
     parser.add_argument("task_id")
 
 
 def task_resume_arguments(parser: argparse.ArgumentParser) -> None:
-    _waiting(parser)
+    waiting_options(parser)
     parser.add_argument("resume_token")
 
 
@@ -230,7 +233,7 @@ async def task_resume(client: AltcraftClient, args: argparse.Namespace) -> Reply
 
 
 def sender_queue_arguments(parser: argparse.ArgumentParser) -> None:
-    _connection(parser)
+    connection_options(parser)
     parser.add_argument("--sender-id", type=int, required=True)
     parser.add_argument("--account-id", type=int)
     parser.add_argument("--campaign-id", type=int)
@@ -252,7 +255,7 @@ async def admin_sender_queue(client: AltcraftClient, args: argparse.Namespace) -
 
 
 def relation_counter_arguments(parser: argparse.ArgumentParser) -> None:
-    _connection(parser)
+    connection_options(parser)
     parser.add_argument("--relation-id", type=int, required=True)
     parser.add_argument("--resource-id", type=int)
     parser.add_argument("--email")
@@ -297,7 +300,7 @@ def _match_from(args: argparse.Namespace) -> Match:
 
 
 def refresh_many_arguments(parser: argparse.ArgumentParser) -> None:
-    _waiting(parser)
+    waiting_options(parser)
     parser.add_argument("file", nargs="?", default="-", help="CSV file, or - for stdin (default)")
     parser.add_argument("--concurrency", type=int, default=50, help="refreshes in flight")
 
