@@ -34,9 +34,11 @@ Imports flow downward only::
                       call; _specs: every endpoint and task kind as data; _base: the shared
                       start / wait / fan-out steps
     _client           AltcraftClient: configuration, lifecycle, namespaces; call = build + drive
-    cli, _cli_local   the altcraft-async command line (the demo and fake-server load testing/)
-    testing/          FakeAltcraft, MockTransport and the pytest plugin; the modules above never
-                      import it
+    cli/              the altcraft-async command line: a table of commands (__init__) over
+                      _remote (a real account) and _local (demo, fake-server: load testing/),
+                      both over _output (tables, JSON, progress, redaction)
+    testing/          FakeAltcraft, MockTransport and the pytest plugin (lazy: the fake loads
+                      when a fixture is used); the modules above never import it
 """
 
 import typing as _typing

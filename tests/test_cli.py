@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import pytest
 from helpers import FakeThread
 
-from altcraft_async.cli import main, read_segment_refs
+from altcraft_async.cli import main
+from altcraft_async.cli._remote import read_segment_refs
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
 
 TOKEN = "cli-secret-token-4242"
@@ -372,7 +373,7 @@ def test_read_segment_refs(text: str, expected: list[tuple[int, int, int | None]
 
 @pytest.mark.parametrize("text", ["", "1\n", "a,b\nx,y\n", "1,2,3,4\n", "0,1\n"])
 def test_read_segment_refs_rejects_bad_rows(text: str) -> None:
-    from altcraft_async.cli import UsageError
+    from altcraft_async.cli._output import UsageError
 
     with pytest.raises(UsageError):
         read_segment_refs(io.StringIO(text))
@@ -474,7 +475,7 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_bar_draws_on_a_terminal_and_stays_quiet_when_piped() -> None:
-    from altcraft_async.cli import ProgressBar
+    from altcraft_async.cli._output import ProgressBar
 
     terminal = _Terminal()
     bar = ProgressBar(4, terminal, label="refresh ")

@@ -8,17 +8,21 @@ arguments go to ``FakeAltcraft`` (or to ``FakeAltcraft.seeded`` when ``seeded=Tr
     @pytest.mark.anyio
     @pytest.mark.altcraft_fake(clock="manual", task_plan=TaskPlan.after_polls(2))
     async def test_wait(altcraft_client, altcraft_fake): ...
+
+pytest loads this module into every run of every project that installs the SDK, so it imports
+the fake (aiohttp.web and all) only when a test asks for one of its fixtures.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .._client import AltcraftClient
-from ._server import FakeAltcraft
+if TYPE_CHECKING:
+    from .._client import AltcraftClient
+    from ._server import FakeAltcraft
 
 __all__ = ["altcraft_client", "altcraft_fake", "pytest_configure"]
 
@@ -34,6 +38,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 async def altcraft_fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeAltcraft]:
     """A started :class:`FakeAltcraft`, stopped after the test."""
+    from ._server import FakeAltcraft
+
     marker = request.node.get_closest_marker("altcraft_fake")
     options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
     if options.pop("seeded", False):
@@ -47,6 +53,8 @@ async def altcraft_fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeAlt
 @pytest.fixture
 async def altcraft_client(altcraft_fake: FakeAltcraft) -> AsyncIterator[AltcraftClient]:
     """An ``AltcraftClient`` pointed at ``altcraft_fake`` with its tokens, closed afterwards."""
+    from .._client import AltcraftClient
+
     async with AltcraftClient(
         altcraft_fake.url, token=altcraft_fake.token, admin_token=altcraft_fake.admin_token
     ) as client:

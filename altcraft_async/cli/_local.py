@@ -1,4 +1,4 @@
-"""CLI commands that run on this machine with the embedded fake: ``demo`` and ``fake-server``.
+"""The commands that run on this machine with the embedded fake: ``demo`` and ``fake-server``.
 
 They import :mod:`altcraft_async.testing` when they run, so the rest of the command line
 (and the core package) never loads the fake.
@@ -17,49 +17,44 @@ from typing import Any
 
 from attrs import asdict
 
-from ._client import AltcraftClient
-from ._fanout import Outcome
-from .models import CountersSnapshot, SegmentRef
+from .._client import AltcraftClient
+from .._fanout import Outcome
+from ..models import CountersSnapshot, SegmentRef
+from ._output import ProgressBar, UsageError, format_table, outcome_record, to_json
 
-__all__ = ["add_local_commands"]
+__all__ = ["DEMO_DESCRIPTION", "demo", "demo_arguments", "fake_server"]
 
-
-def add_local_commands(commands: Any) -> None:
-    demo = commands.add_parser(
-        "demo",
-        help="refresh every segment of a seeded fake platform, with no account needed",
-        description=(
-            "Start the embedded fake Altcraft platform with seeded data, refresh the counters of "
-            "every segment at once through the SDK's awaiter, and print the counters and a "
-            "summary."
-        ),
-    )
-    demo.add_argument("--format", choices=("json", "xml"), default="json", help="wire format")
-    demo.add_argument("--profiles", type=_at_least(1), default=30_000)
-    demo.add_argument("--segments", type=_at_least(1), default=300)
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--concurrency", type=_at_least(1), default=1000, help="refreshes in flight")
-    demo.add_argument(
-        "--min-task", type=_seconds, default=0.5, help="shortest task duration (seconds)"
-    )
-    demo.add_argument("--max-task", type=_seconds, default=5.0, help="longest task duration")
-    demo.add_argument("--rows", type=_at_least(0), default=15, help="table rows to print (0: all)")
-    demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    demo.set_defaults(runner=run_demo)
-
-    commands.add_parser(
-        "fake-server",
-        help="run the fake Altcraft platform standalone on a host/port (--help for options)",
-        add_help=False,
-    )  # main() hands its arguments to the fake's own parser before parsing
+DEMO_DESCRIPTION = (
+    "Start the embedded fake Altcraft platform with seeded data, refresh the counters of "
+    "every segment at once through the SDK's awaiter, and print the counters and a summary."
+)
 
 
-def run_fake_server(argv: list[str]) -> int:
-    """``altcraft-async fake-server [options]``: ``python -m altcraft_async.testing``."""
-    from .testing.__main__ import main
+def fake_server(argv: list[str]) -> int:
+    """``altcraft-async fake-server [options]``: ``python -m altcraft_async.testing``, whose own
+    parser reads the options."""
+    from ..testing.__main__ import main
 
     main(argv)
     return 0
+
+
+def demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("json", "xml"), default="json", help="wire format")
+    parser.add_argument("--profiles", type=_at_least(1), default=30_000)
+    parser.add_argument("--segments", type=_at_least(1), default=300)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--concurrency", type=_at_least(1), default=1000, help="refreshes in flight"
+    )
+    parser.add_argument(
+        "--min-task", type=_seconds, default=0.5, help="shortest task duration (seconds)"
+    )
+    parser.add_argument("--max-task", type=_seconds, default=5.0, help="longest task duration")
+    parser.add_argument(
+        "--rows", type=_at_least(0), default=15, help="table rows to print (0: all)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _at_least(low: int) -> Callable[[str], int]:
@@ -83,9 +78,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-async def run_demo(args: argparse.Namespace) -> int:
-    from .cli import ProgressBar, UsageError, format_table, outcome_record, to_json
-    from .testing import FakeAltcraft, TaskPlan
+async def demo(args: argparse.Namespace) -> int:
+    """Refresh every segment of a seeded fake through the SDK; print counters and a summary."""
+    from ..testing import FakeAltcraft, TaskPlan
 
     if not 0 < args.min_task <= args.max_task:
         raise UsageError("need 0 < --min-task <= --max-task")
