@@ -42,7 +42,9 @@ def anyio_backend() -> str | tuple[str, dict[str, Any]]:
 #: fills in what the docs leave open the way another server would, and the client must read it.
 #: ``ALTCRAFT_TEST_DIALECTS=plain`` (a comma-separated list) narrows the matrix: CI runs it whole
 #: once and the other Pythons' runs on ``plain`` alone.
-DIALECT_MODULES = frozenset({"test_client", "test_awaiter", "test_fanout", "test_push"})
+DIALECT_MODULES = frozenset(
+    {"test_client", "test_awaiter", "test_fanout", "test_push", "test_databases"}
+)
 DIALECTS = tuple(
     name.strip()
     for name in os.environ.get("ALTCRAFT_TEST_DIALECTS", "plain,go,proxy,all").split(",")

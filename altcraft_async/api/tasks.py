@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, overload
+
 from .._awaiter import DEFAULT, ProgressCallback, Task, UseDefault, parse_resume_token
 from .._errors import InvalidRequestError
-from .._kinds import COUNTERS
+from .._kinds import COUNTERS, ResultT, TaskKind, WaitResultT
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import CountersSnapshot, TaskStatus
@@ -33,20 +35,45 @@ class TasksAPI:
         )
         return result
 
-    def task(self, task_id: str) -> Task:
-        """A handle on an existing task id (e.g. one stored in a database)."""
+    @overload
+    def task(self, task_id: str) -> Task: ...
+
+    @overload
+    def task(
+        self, task_id: str, *, kind: TaskKind[ResultT, WaitResultT]
+    ) -> Task[ResultT, WaitResultT]: ...
+
+    def task(self, task_id: str, *, kind: TaskKind[Any, Any] | None = None) -> Task[Any, Any]:
+        """A handle on an existing task id (e.g. one stored in a database). Its result is
+        read as ``kind`` says (counters when omitted: the start call is not known)."""
         if not isinstance(task_id, str) or not task_id.strip():
             raise InvalidRequestError(f"task_id must be a non-empty str, got {task_id!r}")
-        return self._caller.new_task(task_id, COUNTERS)  # its start call is unknown
+        return self._caller.new_task(task_id, _checked_kind(kind))
 
-    def resume(self, resume_token: str) -> Task:
-        """The handle of a task from its :meth:`Task.resume_token`, in any process."""
+    @overload
+    def resume(self, resume_token: str) -> Task: ...
+
+    @overload
+    def resume(
+        self, resume_token: str, *, kind: TaskKind[ResultT, WaitResultT]
+    ) -> Task[ResultT, WaitResultT]: ...
+
+    def resume(
+        self, resume_token: str, *, kind: TaskKind[Any, Any] | None = None
+    ) -> Task[Any, Any]:
+        """The handle of a task from its :meth:`Task.resume_token`, in any process.
+
+        The token names its task's kind; the SDK's own kinds are found by that name, and a
+        kind of your own is given as ``kind`` (InvalidRequestError if the token names another).
+        """
         data = parse_resume_token(resume_token)
+        named = data.get("kind", "")
+        if kind is None:
+            kind = kind_named(named)
+        elif named and _checked_kind(kind).name != named:
+            raise InvalidRequestError(f"the resume token is of kind {named!r}, not {kind.name!r}")
         return self._caller.new_task(
-            data["task_id"],
-            kind_named(data.get("kind", "")),
-            endpoint=data.get("endpoint", ""),
-            created=data["created"],
+            data["task_id"], kind, endpoint=data.get("endpoint", ""), created=data["created"]
         )
 
     async def wait_counters(
@@ -61,3 +88,11 @@ class TasksAPI:
         return await self.task(task_id).wait(
             timeout=timeout, policy=policy, on_progress=on_progress
         )
+
+
+def _checked_kind(kind: TaskKind[Any, Any] | None) -> TaskKind[Any, Any]:
+    if kind is None:
+        return COUNTERS
+    if not isinstance(kind, TaskKind):
+        raise InvalidRequestError(f"kind must be a TaskKind, got {type(kind).__name__}")
+    return kind
