@@ -254,6 +254,14 @@ class Task(Generic[ResultT, WaitResultT]):
     def __repr__(self) -> str:
         return f"Task(task_id={self.task_id!r}, endpoint={self.endpoint!r})"
 
+    def __reduce__(self) -> Any:
+        # a handle holds its client (a connection pool, a loop): what crosses processes is
+        # the resume token, a small JSON string
+        raise TypeError(
+            "a Task cannot be pickled (it holds its client): pass task.resume_token(), a JSON "
+            "string, and pick the task up with client.tasks.resume(token) on the other side"
+        )
+
     async def status(self) -> TaskStatus[ResultT]:
         """One ``tasks/status`` request (retried as a read)."""
         return await self._source.fetch_status(self.task_id, self.task_kind)

@@ -7,6 +7,8 @@ A call is built and driven by the client's :class:`SendPath` over its :class:`As
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
 import ssl
 import time
 import warnings
@@ -46,7 +48,12 @@ from .models._checks import check_number
 if TYPE_CHECKING:
     from ._feedback import PushWaiter
 
-__all__ = ["AltcraftClient"]
+__all__ = ["ADMIN_TOKEN_ENV", "TOKEN_ENV", "URL_ENV", "AltcraftClient"]
+
+#: The environment variables read for the arguments that are omitted (or None).
+URL_ENV = "ALTCRAFT_URL"
+TOKEN_ENV = "ALTCRAFT_TOKEN"
+ADMIN_TOKEN_ENV = "ALTCRAFT_ADMIN_TOKEN"
 
 RefT = TypeVar("RefT")
 T = TypeVar("T")
@@ -56,7 +63,12 @@ class AltcraftClient:
     """An asyncio client of the Altcraft Platform API.
 
     Use it as ``async with AltcraftClient(url, token=...) as client`` (or call
-    :meth:`aclose`). One client holds one connection pool; share it across your app.
+    :meth:`aclose`). One client holds one connection pool; share it across your app, and
+    :meth:`with_options` gives views of it with other per-call defaults.
+
+    - ``base_url``, ``token``, ``admin_token``: when omitted (or None), read from the
+      environment variables ``ALTCRAFT_URL``, ``ALTCRAFT_TOKEN`` and ``ALTCRAFT_ADMIN_TOKEN``
+      (an empty one counts as unset); an argument always wins over the environment.
 
     - ``format``: ``"json"`` or ``"xml"`` (XML both ways: request bodies and replies).
     - ``timeout``: seconds per HTTP request (each call can override it).
@@ -69,6 +81,10 @@ class AltcraftClient:
     - ``auth``: ``"body"`` sends the token in the request body as documented, ``"bearer"`` in
       an ``Authorization`` header.
     - ``session``: a caller-owned ``aiohttp.ClientSession`` (never closed by the client).
+    - ``headers``: sent with every request; a ``User-Agent`` among them replaces the
+      client's own, ``altcraft-async/<version>``.
+    - ``trust_env``: send through the proxies of ``HTTP_PROXY`` / ``HTTPS_PROXY`` (but not to
+      the hosts of ``NO_PROXY``), as aiohttp does; off by default.
     - ``trace_configs``: aiohttp trace configs (e.g. OpenTelemetry's instrumentation).
     - ``event_hooks``: ``{"request": [...], "response": [...]}``, callables (sync or async)
       given a :class:`RequestEvent` before each try and a :class:`ResponseEvent` after it;
@@ -76,14 +92,15 @@ class AltcraftClient:
     - ``transport``: any :class:`AsyncTransport` to send the requests with (``testing``'s
       ``MockTransport``, an :class:`AiohttpTransport` of your own, ...); the client closes it
       when it closes. The aiohttp options (``session``, ``ssl``, ``trace_configs``,
-      ``headers``, ``max_response_size``) then belong to that transport, not here.
+      ``headers``, ``max_response_size``, ``trust_env``) then belong to that transport, not
+      here.
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None = None,
         *,
-        token: str,
+        token: str | None = None,
         admin_token: str | None = None,
         format: Format = "json",
         timeout: float = 30.0,
@@ -101,20 +118,32 @@ class AltcraftClient:
         event_hooks: EventHookMap | None = None,
         transport: AsyncTransport | None = None,
         rate_limiter: RateLimiterProtocol | None = None,
+        trust_env: bool = False,
     ) -> None:
         # The tokens become Secrets first of all and their plain names go: from here on no
         # local of this frame shows them, if an error tracker renders a traceback through it.
-        secret = Secret(token)
-        admin_secret = None if admin_token is None else Secret(admin_token)
+        # An omitted one comes from the environment, straight into its Secret.
+        secret = _secret_or_env(token, TOKEN_ENV)
+        admin_secret = _secret_or_env(admin_token, ADMIN_TOKEN_ENV)
+        token_name = "token" if token is not None else TOKEN_ENV
+        admin_name = "admin_token" if admin_token is not None else ADMIN_TOKEN_ENV
         del token, admin_token
-        _check_base_url(base_url)
-        _check_token("token", secret)
+        if base_url is None:
+            base_url = _url_from_env()
+            _check_base_url(base_url, URL_ENV)
+        else:
+            _check_base_url(base_url)
+        if secret is None:
+            raise InvalidRequestError(f"token is missing: pass token=... or set {TOKEN_ENV}")
+        _check_token(token_name, secret)
         if admin_secret is not None:
-            _check_token("admin_token", admin_secret)
+            _check_token(admin_name, admin_secret)
         if format not in ("json", "xml"):
             raise InvalidRequestError(f"format must be 'json' or 'xml', got {format!r}")
         if auth not in ("body", "bearer"):
             raise InvalidRequestError(f"auth must be 'body' or 'bearer', got {auth!r}")
+        if not isinstance(trust_env, bool):
+            raise InvalidRequestError(f"trust_env must be a bool, got {type(trust_env).__name__}")
         check_number("timeout", timeout, above=0.0)
         check_number("max_connections", max_connections, at_least=1, integer=True)
         check_number("rate_limit", rate_limit, above=0.0, optional=True)
@@ -126,12 +155,18 @@ class AltcraftClient:
             trace_configs=bool(trace_configs),
             headers=bool(headers),
             max_response_size=max_response_size != DEFAULT_MAX_RESPONSE_SIZE,
+            trust_env=trust_env,
         )
         _check_rate_limiter(rate_limiter, rate_limit, adaptive_rate_limit)
         hooks = EventHooks.from_mapping(event_hooks)
         self.base_url = base_url.rstrip("/")
         self.format: Format = format
         self.default_poll_policy = poll or PollPolicy()
+        #: The per-request defaults of this client's calls (a view's own: see with_options)
+        self._timeout = float(timeout)
+        self._retry = retry or RetryPolicy()
+        #: Whether it owns the pool: a with_options view does not (its parent does)
+        self._is_view = False
         bearer = auth == "bearer"
         #: How each token goes on the wire, made once: the send path only picks one.
         self._auth = Auth(secret, format, bearer=bearer)
@@ -149,27 +184,64 @@ class AltcraftClient:
                 max_response_size=max_response_size,
                 headers=headers,
                 secrets=(secret, admin_secret),
+                trust_env=trust_env,
             )
         self._transport = transport
         self._send = SendPath(
             transport,
             base_url=self.base_url,
             fmt=format,
-            timeout=float(timeout),
-            retry=retry or RetryPolicy(),
+            timeout=self._timeout,
+            retry=self._retry,
             max_connections=max_connections,
             rate_limiter=rate_limiter,
             hooks=hooks,
             secrets=(secret, admin_secret),
+            headers={"User-Agent": _user_agent(headers)},
         )
         self._polls = PollRegistry()
         self._fanouts: weakref.WeakSet[FanOut[Any, Any]] = weakref.WeakSet()
+        self._bind_namespaces()
+
+    def _bind_namespaces(self) -> None:
+        """The API areas, each calling through this client (a view binds its own)."""
         self.segments = SegmentsAPI(self)
         self.resources = ResourcesAPI(self)
         self.tasks = TasksAPI(self)
         self.admin = AdminAPI(self)
         self.relations = RelationsAPI(self)
         self.databases = DatabasesAPI(self)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+    ) -> AltcraftClient:
+        """A view of this client whose calls default to other options::
+
+            quick = client.with_options(timeout=5, retry=RetryPolicy(attempts=1))
+            await quick.segments.get_counters(segment_id=7, resource_id=24)
+
+        ``timeout`` (seconds per HTTP request), ``retry`` (:class:`RetryPolicy`) and ``poll``
+        (the :class:`PollPolicy` of task waits) replace this client's; an omitted one is kept.
+        A call's own arguments still win. Everything else is shared: the connection pool and
+        its ``max_connections``, the rate limiter, the hooks, the tokens, the shared task
+        polls. Making a view costs no connection, so make one per call if you like.
+
+        This client owns the pool: closing it closes every view, and closing a view (or
+        leaving its ``async with``) leaves the pool open.
+        """
+        check_number("timeout", timeout, above=0.0, optional=True)
+        _check_policies(retry, poll)
+        view = copy.copy(self)  # shares every part: the pool, the send path, the polls...
+        view._is_view = True
+        view._timeout = self._timeout if timeout is None else float(timeout)
+        view._retry = retry or self._retry
+        view.default_poll_policy = poll or self.default_poll_policy
+        view._bind_namespaces()
+        return view
 
     def __repr__(self) -> str:
         # safe on a client whose constructor raised half way (a traceback rendered with its
@@ -178,6 +250,8 @@ class AltcraftClient:
         if send is None:
             return "<AltcraftClient (not constructed)>"
         state = "closed" if send.closed else "open"
+        if getattr(self, "_is_view", False):
+            state += " view"
         parts = urlsplit(self.base_url)
         shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no userinfo
         return f"<AltcraftClient {shown} format={self.format} {state}>"
@@ -196,7 +270,10 @@ class AltcraftClient:
 
     async def aclose(self) -> None:
         """Stop fan-outs still running, end task waits with ClientClosedError and close the
-        connection pool; safe to call twice."""
+        connection pool; safe to call twice. On a :meth:`with_options` view it does nothing:
+        the client it came from owns the pool."""
+        if self._is_view:
+            return
         send, transport = self._send, self._transport
         if send.bound_elsewhere() and (_may_hold_sockets(transport) or self._polls.task_ids()):
             # its waits and sockets belong to that loop, which may run in another thread
@@ -241,6 +318,8 @@ class AltcraftClient:
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         transport = getattr(self, "_transport", None)
+        if getattr(self, "_is_view", False):
+            return  # its parent owns the transport, and warns for it
         if isinstance(transport, AiohttpTransport) and transport.session_open:
             _warn(
                 f"Unclosed AltcraftClient {self.base_url}: use 'async with' or await aclose()",
@@ -264,6 +343,8 @@ class AltcraftClient:
         retry of it: the start of a refresh-and-wait spends the wait's own time."""
         check_number("timeout", timeout, above=0.0, optional=True)
         send = self._send
+        timeout = self._timeout if timeout is None else timeout
+        retry = retry or self._retry
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -277,7 +358,9 @@ class AltcraftClient:
         if auth is None:
             raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")
         request = send.build(spec, args, auth)
-        return await send.drive(spec, request, timeout=timeout, retry=retry)
+        return await send.drive(
+            spec, request, timeout=timeout, retry=retry, log_context=_log_context(args)
+        )
 
     async def fetch_status(
         self,
@@ -320,22 +403,60 @@ class AltcraftClient:
         )
 
 
-def _check_base_url(base_url: object) -> None:
+def _secret_or_env(value: str | None, env: str) -> Secret | None:
+    """The token given, else the one in the environment variable ``env`` (None: neither).
+    The environment's value goes straight into its Secret, through no local."""
+    if value is not None:
+        return Secret(value)
+    if os.environ.get(env):
+        return Secret(os.environ[env])
+    return None
+
+
+def _url_from_env() -> str:
+    url = os.environ.get(URL_ENV)
+    if not url:
+        raise InvalidRequestError(f"base_url is missing: pass it or set {URL_ENV}")
+    return url
+
+
+def _user_agent(headers: Mapping[str, str] | None) -> str:
+    """The caller's User-Agent if ``headers`` has one, else ``altcraft-async/<version>``."""
+    for key, value in (headers or {}).items():
+        if key.lower() == "user-agent":
+            return value
+    from . import __version__  # the package is loaded by the time a client is made
+
+    return f"altcraft-async/{__version__}"
+
+
+def _log_context(args: Mapping[str, Any]) -> str:
+    """What the DEBUG lines of a call show besides its id: the task id of a status poll
+    (printable and short, or quoted: it may come from the caller)."""
+    task_id = args.get("task_id")
+    if not isinstance(task_id, str):
+        return ""
+    shown = task_id if task_id.isprintable() and len(task_id) <= 64 else repr(task_id[:64])
+    return f" task={shown}"
+
+
+def _check_base_url(base_url: object, name: str = "base_url") -> None:
     """An http(s) URL with a host and a valid port, and no credentials (they would show in
-    events and messages; send them with ``headers=``). Messages never quote the URL."""
+    events and messages; send them with ``headers=``). Messages never quote the URL; they
+    name it ``name`` (the environment variable it came from, say)."""
     if not isinstance(base_url, str):
-        raise InvalidRequestError(f"base_url must be a str, got {type(base_url).__name__}")
+        raise InvalidRequestError(f"{name} must be a str, got {type(base_url).__name__}")
     example = "such as https://example.altcraft.com"
     try:
         parts = urlsplit(base_url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
-        raise InvalidRequestError(f"base_url is not a valid URL ({example})") from None
+        raise InvalidRequestError(f"{name} is not a valid URL ({example})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequestError(f"base_url must be an http(s) URL with a host ({example})")
+        raise InvalidRequestError(f"{name} must be an http(s) URL with a host ({example})")
     if parts.username is not None or parts.password is not None:
         raise InvalidRequestError(
-            "base_url must not hold credentials (user:password@); send them with headers="
+            f"{name} must not hold credentials (user:password@); send them with headers="
         )
 
 
@@ -348,10 +469,7 @@ def _check_options(
     trace_configs: object,
 ) -> None:
     """The remaining constructor options, checked now rather than failing at the first call."""
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise InvalidRequestError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
-    if poll is not None and not isinstance(poll, PollPolicy):
-        raise InvalidRequestError(f"poll must be a PollPolicy, got {type(poll).__name__}")
+    _check_policies(retry, poll)
     if (
         isinstance(max_response_size, bool)
         or not isinstance(max_response_size, int)
@@ -372,6 +490,13 @@ def _check_options(
         or not all(isinstance(config, aiohttp.TraceConfig) for config in trace_configs)
     ):
         raise InvalidRequestError("trace_configs must be a sequence of aiohttp.TraceConfig")
+
+
+def _check_policies(retry: object, poll: object) -> None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise InvalidRequestError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+    if poll is not None and not isinstance(poll, PollPolicy):
+        raise InvalidRequestError(f"poll must be a PollPolicy, got {type(poll).__name__}")
 
 
 def _check_transport(transport: object, **aiohttp_options: bool) -> None:

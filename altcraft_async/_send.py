@@ -151,8 +151,11 @@ class SendPath:
         rate_limiter: RateLimiterProtocol | None = None,
         hooks: EventHooks | None = None,
         secrets: Sequence[Secret | None] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.transport = transport
+        #: Headers every request carries (the User-Agent); the endpoint's own go over them.
+        self.headers = dict(headers or {})
         self.base_url = base_url.rstrip("/")
         self.format: Format = fmt
         self.timeout = timeout
@@ -207,7 +210,7 @@ class SendPath:
         prepared = build_request(spec, args, token=auth, fmt=self.format)
         return HTTPRequest(
             self.base_url + prepared.path,
-            headers=prepared.headers,
+            headers={**self.headers, **prepared.headers},
             body=prepared.body,
             endpoint=spec.name,
         )
@@ -219,21 +222,27 @@ class SendPath:
         *,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        log_context: str = "",
     ) -> Any:
-        """Send ``request`` (retrying as the policy allows) and decode the reply."""
+        """Send ``request`` (retrying as the policy allows) and decode the reply.
+
+        Each call gets a short random id, shown with ``log_context`` (`` task=...`` for a
+        status poll, say) in the DEBUG line of every try and retry of it: the lines of one
+        call can be told apart from those of the calls running beside it."""
         per_try = timeout if timeout is not None else self.timeout
+        label = f"call={self._random.getrandbits(32):08x}{log_context}"
         return await retry_target(
-            functools.partial(self._try, spec, request, per_try),
+            functools.partial(self._try, spec, request, per_try, label),
             retry or self.retry,
             starts_task=spec.starts_task,
             sleep=functools.partial(self._waits.sleep, endpoint=spec.name),
             endpoint=spec.name,
             rand=self._random.random,
-            on_retry=functools.partial(_log_retry, spec.name),
+            on_retry=functools.partial(_log_retry, spec.name, label),
         )
 
     async def _try(
-        self, spec: EndpointSpec, request: HTTPRequest, per_try: float, attempt: Try
+        self, spec: EndpointSpec, request: HTTPRequest, per_try: float, label: str, attempt: Try
     ) -> Any:
         """One try: a rate-limit slot, a connection, the hooks, the exchange, the decoding."""
         self.check_usable()  # the client may have been closed while the last try was in flight
@@ -254,11 +263,12 @@ class SendPath:
         status = progress.status if response is None else response.status
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "POST %s status=%s attempt=%d elapsed=%.3fs%s",
+                "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
                 spec.path,
                 status,
                 attempt.number + 1,
                 elapsed,
+                label,
                 "" if failure is None else f" error={type(failure).__name__}",
             )
         if hooks.response:
@@ -336,5 +346,7 @@ def _scrub_message(scrub: Scrubber, error: AltcraftError) -> None:
     error.args = tuple(scrub.text(arg) if isinstance(arg, str) else arg for arg in error.args)
 
 
-def _log_retry(endpoint: str, tries: int, delay: float, error: AltcraftError) -> None:
-    logger.debug("%s retry %d in %.3fs after %s", endpoint, tries, delay, type(error).__name__)
+def _log_retry(endpoint: str, label: str, tries: int, delay: float, error: AltcraftError) -> None:
+    logger.debug(
+        "%s retry %d in %.3fs after %s %s", endpoint, tries, delay, type(error).__name__, label
+    )

@@ -27,6 +27,7 @@ from ._errors import (
     AltcraftError,
     ClientClosedError,
     DecodeError,
+    InvalidRequestError,
     RequestTimeoutError,
     TransportError,
 )
@@ -191,9 +192,12 @@ class AiohttpTransport:
     The session is created lazily inside the running loop (a client can be built outside
     one) and is bound to that loop from then on. ``session``: a caller-owned one, used as it
     is and never closed (whether its requests were written can then not be traced).
-    ``max_connections`` bounds its pool; ``headers`` go with every request; ``secrets`` are
-    blanked out of error messages that quote the network. Redirects are never followed: one
-    would re-send the body, token included, to wherever it points.
+    ``max_connections`` bounds its pool; ``headers`` go with every request (a ``User-Agent``
+    among them replaces the client's); ``secrets`` are blanked out of error messages that quote
+    the network. ``trust_env``: go through the proxies of ``HTTP_PROXY`` / ``HTTPS_PROXY``
+    (except for the hosts of ``NO_PROXY``) and use ``~/.netrc``, as aiohttp does with it; off by
+    default, so that the environment never reroutes the token. Redirects are never followed:
+    one would re-send the body, token included, to wherever it points.
     """
 
     def __init__(
@@ -206,12 +210,23 @@ class AiohttpTransport:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
         secrets: Sequence[Secret | None] = (),
+        trust_env: bool = False,
     ) -> None:
+        if session is not None and trust_env:
+            raise InvalidRequestError(
+                "trust_env= configures a session of the transport's own; give yours "
+                "aiohttp.ClientSession(trust_env=True) instead"
+            )
         self.max_connections = max_connections
+        self.trust_env = trust_env
         self.max_response_size = max_response_size
         self._ssl = ssl
         self._trace_configs = list(trace_configs)
         self._headers = dict(headers or {})
+        #: A User-Agent of the caller's, put over the one each request carries (the client's)
+        self._user_agent = next(
+            (value for key, value in self._headers.items() if key.lower() == "user-agent"), None
+        )
         self._session = session
         self._owns_session = session is None
         #: Whether a try's writing is traced (only on a session of our own)
@@ -257,6 +272,7 @@ class AiohttpTransport:
                 trace_configs=[_sending_trace(), *self._trace_configs],
                 # None, not {}: default headers make aiohttp merge header dicts on every request
                 headers=self._headers or None,
+                trust_env=self.trust_env,
             )
         return self._session
 
@@ -280,11 +296,14 @@ class AiohttpTransport:
         if client_timeout.total != timeout:
             client_timeout = self._client_timeout = aiohttp.ClientTimeout(total=timeout)
         endpoint = request.endpoint
+        headers = request.headers
+        if self._user_agent is not None:
+            headers = {**headers, "User-Agent": self._user_agent}
         try:
             async with session.post(
                 request.url,
                 data=aiohttp.BytesPayload(request.body),
-                headers=request.headers,
+                headers=headers,
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as response:

@@ -66,3 +66,12 @@ def fake_dialect(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     if name is not None:
         monkeypatch.setenv("ALTCRAFT_FAKE_DIALECT", name)
     return name
+
+
+@pytest.fixture(autouse=True)
+def _no_account_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own ALTCRAFT_URL / ALTCRAFT_TOKEN / ALTCRAFT_ADMIN_TOKEN must not reach the
+    clients tests build (the client reads them when an argument is omitted); a test that wants
+    them sets them itself."""
+    for name in ("ALTCRAFT_URL", "ALTCRAFT_TOKEN", "ALTCRAFT_ADMIN_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
