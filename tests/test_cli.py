@@ -18,7 +18,8 @@ import pytest
 from helpers import FakeThread
 
 from altcraft_async.cli import main
-from altcraft_async.cli._remote import read_segment_refs
+from altcraft_async.cli._remote import read_refs, read_segment_refs
+from altcraft_async.models import DatabaseRef
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan
 
 TOKEN = "cli-secret-token-4242"
@@ -181,6 +182,117 @@ def test_resource_refresh(capsys: pytest.CaptureFixture[str], served: FakeThread
     assert int(email_row.split()[1]) == expected["email"]["all"]
 
 
+def database_expected(served: FakeThread, database_id: int, resource_id: int) -> Any:
+    return served.call(lambda: served.fake.platform.resource_counters(resource_id, database_id))
+
+
+def test_database_counters_table(capsys: pytest.CaptureFixture[str], served: FakeThread) -> None:
+    code, out, err = run(
+        capsys, served, "databases", "counters", "--database-id", "1", "--resource-id", "2"
+    )
+    assert code == 0, err
+    header, _, *rows = out.strip().splitlines()
+    sendable_column = header.split().index("subscribed_sendable")
+    expected = database_expected(served, 1, 2)
+    got = {row.split()[0]: int(row.split()[sendable_column]) for row in rows}
+    assert got == {channel: values["subscribed_sendable"] for channel, values in expected.items()}
+
+
+@pytest.mark.parametrize("wire_format", ["json", "xml"])
+def test_database_refresh_waits_and_prints_new_counters(
+    capsys: pytest.CaptureFixture[str], served: FakeThread, wire_format: str
+) -> None:
+    code, out, err = run(
+        capsys,
+        served,
+        "databases",
+        "refresh",
+        "--database-id",
+        "1",
+        "--resource-id",
+        "1",
+        "--format",
+        wire_format,
+        "--json",
+    )
+    assert code == 0, err
+    snapshots = json.loads(out)
+    got = {c["channel"]: c["status"] for c in snapshots[0]["channels"]}
+    assert got == database_expected(served, 1, 1)
+
+
+def test_database_refresh_without_wait_then_task_wait(
+    capsys: pytest.CaptureFixture[str], served: FakeThread
+) -> None:
+    code, out, err = run(
+        capsys,
+        served,
+        "databases",
+        "refresh",
+        "--database-id",
+        "1",
+        "--resource-id",
+        "3",
+        "--no-wait",
+        "--json",
+    )
+    assert code == 0, err
+    started = json.loads(out)
+    record = served.call(lambda: served.fake.tasks[started["task_id"]])
+    assert (record.kind, record.database_id, record.resource_id) == ("database", 1, 3)
+
+    code, out, err = run(capsys, served, "tasks", "resume", started["resume_token"])
+    assert code == 0, err
+    email_row = next(line for line in out.splitlines() if line.startswith("email"))
+    assert int(email_row.split()[1]) == database_expected(served, 1, 3)["email"]["all"]
+
+
+def test_database_refresh_refuses_a_bad_id_before_sending(
+    capsys: pytest.CaptureFixture[str], served: FakeThread
+) -> None:
+    before = served.call(lambda: len(served.fake.requests))
+    code, out, err = run(
+        capsys, served, "databases", "refresh", "--database-id", "0", "--resource-id", "1"
+    )
+    assert (code, out) == (1, "")
+    assert err.startswith("altcraft-async: error: InvalidRequestError") and "database_id" in err
+    assert served.call(lambda: len(served.fake.requests)) == before
+
+
+def test_databases_refresh_many_table(
+    capsys: pytest.CaptureFixture[str], served: FakeThread, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "databases.csv"
+    csv_file.write_text("database_id,resource_id\n1,1\n1,2\n")
+    code, out, err = run(capsys, served, "databases", "refresh-many", str(csv_file))
+    assert code == 0, err
+    *table, summary = out.strip().splitlines()
+    header, _, *rows = (line.split() for line in table)
+    assert header[:4] == ["database", "resource", "channel", "all"]
+    got = {
+        (int(database), int(resource), channel): int(all_)
+        for database, resource, channel, all_, *_ in rows
+    }
+    assert got == {
+        (1, resource, channel): values["all"]
+        for resource in (1, 2)
+        for channel, values in database_expected(served, 1, resource).items()
+    }
+    assert summary == "2 refreshed, 0 failed"
+
+
+def test_databases_refresh_many_from_stdin_reports_failures(
+    capsys: pytest.CaptureFixture[str], served: FakeThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("1,1\n999,1\n"))
+    code, out, _ = run(capsys, served, "databases", "refresh-many", "--json")
+    assert code == 1
+    by_database = {row["database_id"]: row for row in json.loads(out)}
+    assert set(by_database) == {1, 999}
+    assert by_database[1]["error"] is None and by_database[1]["resource_id"] == 1
+    assert by_database[999]["result"] is None and by_database[999]["error"]
+
+
 def test_admin_sender_queue(capsys: pytest.CaptureFixture[str], served: FakeThread) -> None:
     code, out, err = run(
         capsys,
@@ -225,12 +337,13 @@ def test_relations_counter_needs_exactly_one_match(
     assert "exactly one" in err
 
 
+@pytest.mark.parametrize("command", [("refresh-many",), ("segments", "refresh-many")])
 def test_refresh_many_from_csv_file(
-    capsys: pytest.CaptureFixture[str], served: FakeThread, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], served: FakeThread, tmp_path: Path, command: tuple[str]
 ) -> None:
     csv_file = tmp_path / "refs.csv"
     csv_file.write_text("segment_id,resource_id,database_id\n1,1,1\n2,1,1\n3,2,\n")
-    code, out, err = run(capsys, served, "refresh-many", str(csv_file), "--json")
+    code, out, err = run(capsys, served, *command, str(csv_file), "--json")
     assert code == 0, err
     data = json.loads(out)
     assert sorted((row["segment_id"], row["resource_id"]) for row in data) == [
@@ -371,12 +484,25 @@ def test_read_segment_refs(text: str, expected: list[tuple[int, int, int | None]
     assert [(r.segment_id, r.resource_id, r.database_id) for r in refs] == expected
 
 
-@pytest.mark.parametrize("text", ["", "1\n", "a,b\nx,y\n", "1,2,3,4\n", "0,1\n"])
+@pytest.mark.parametrize("text", ["", "1\n", "a,b\nx,y\n", "1,2,3,4\n", "0,1\n", "1,,3\n"])
 def test_read_segment_refs_rejects_bad_rows(text: str) -> None:
     from altcraft_async.cli._output import UsageError
 
     with pytest.raises(UsageError):
         read_segment_refs(io.StringIO(text))
+
+
+def test_read_database_refs() -> None:
+    refs = read_refs(io.StringIO("database_id,resource_id\n1,2\n# note\n\n3,4\n"), DatabaseRef)
+    assert refs == [DatabaseRef(1, 2), DatabaseRef(3, 4)]
+
+
+@pytest.mark.parametrize("text", ["1\n", "1,2,3\n", ",2\n", "1,x\n"])
+def test_read_database_refs_rejects_bad_rows(text: str) -> None:
+    from altcraft_async.cli._output import UsageError
+
+    with pytest.raises(UsageError, match=r"^line 1: expected database_id,resource_id$"):
+        read_refs(io.StringIO(text), DatabaseRef)
 
 
 def run_module(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -430,7 +556,7 @@ def test_demo_table_output() -> None:
 def test_version_and_help() -> None:
     result = run_module("--help")
     assert result.returncode == 0
-    for command in ("demo", "fake-server", "segments", "refresh-many", "tasks", "admin"):
+    for command in ("demo", "fake-server", "segments", "databases", "refresh-many", "tasks"):
         assert command in result.stdout
 
 

@@ -247,7 +247,8 @@ async def test_the_fake_server_command_takes_a_dialect(capsys):
     try:
         assert process.stdout is not None
         with anyio.fail_after(20):
-            banner = (await process.stdout.readline()).decode()
+            # the first line: URL and tokens; the second: the platform and the dialect
+            banner = (await process.stdout.readline() + await process.stdout.readline()).decode()
         assert repr(Dialect.named("go,proxy")) in banner
         url = banner.split()[3]
         async with (

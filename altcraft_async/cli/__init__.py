@@ -52,6 +52,7 @@ class Passthrough(NamedTuple):
 GROUPS = {
     "segments": "segment counters",
     "resources": "resource counters",
+    "databases": "database counters",
     "tasks": "background tasks",
     "admin": "administrator API",
     "relations": "profile relations",
@@ -78,6 +79,30 @@ COMMANDS: tuple[Command | Passthrough, ...] = (
         _remote.resource_refresh,
     ),
     Command(
+        "segments refresh-many",
+        "refresh many segments from CSV rows segment_id,resource_id[,database_id]",
+        _remote.refresh_many_arguments,
+        _remote.refresh_many,
+    ),
+    Command(
+        "databases counters",
+        "last computed counters of a database on a resource",
+        _remote.database_counters_arguments,
+        _remote.database_counters,
+    ),
+    Command(
+        "databases refresh",
+        "recount a database on a resource (and wait, unless --no-wait)",
+        _remote.database_refresh_arguments,
+        _remote.database_refresh,
+    ),
+    Command(
+        "databases refresh-many",
+        "refresh many databases from CSV rows database_id,resource_id",
+        _remote.refresh_many_arguments,
+        _remote.database_refresh_many,
+    ),
+    Command(
         "tasks status", "one status request", _remote.task_status_arguments, _remote.task_status
     ),
     Command("tasks wait", "wait for a task", _remote.task_wait_arguments, _remote.task_wait),
@@ -101,7 +126,7 @@ COMMANDS: tuple[Command | Passthrough, ...] = (
     ),
     Command(
         "refresh-many",
-        "refresh many segments from CSV rows segment_id,resource_id[,database_id]",
+        "same as segments refresh-many",
         _remote.refresh_many_arguments,
         _remote.refresh_many,
     ),

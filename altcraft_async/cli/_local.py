@@ -32,11 +32,10 @@ DEMO_DESCRIPTION = (
 
 def fake_server(argv: list[str]) -> int:
     """``altcraft-async fake-server [options]``: ``python -m altcraft_async.testing``, whose own
-    parser reads the options."""
+    parser reads the options (its usage line named after this command)."""
     from ..testing.__main__ import main
 
-    main(argv)
-    return 0
+    return main(argv, prog="altcraft-async fake-server")
 
 
 def demo_arguments(parser: argparse.ArgumentParser) -> None:

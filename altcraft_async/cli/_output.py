@@ -12,9 +12,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TextIO
 
+import attrs
+
 from .._codec import unstructure
 from .._fanout import Outcome
-from ..models import ChannelCounters, CountersSnapshot, SegmentRef
+from ..models import ChannelCounters, CountersSnapshot
 
 __all__ = [
     "COUNTER_COLUMNS",
@@ -113,13 +115,10 @@ def to_json(data: Any) -> str:
     return json.dumps(unstructure(data), indent=2, default=str)
 
 
-def outcome_record(outcome: Outcome[SegmentRef]) -> dict[str, Any]:
-    """One refresh outcome as plain data for ``--json``."""
-    ref = outcome.ref
+def outcome_record(outcome: Outcome[Any]) -> dict[str, Any]:
+    """One refresh outcome as plain data for ``--json``: the ref's fields, result and error."""
     return {
-        "segment_id": ref.segment_id,
-        "resource_id": ref.resource_id,
-        "database_id": ref.database_id,
+        **attrs.asdict(outcome.ref),
         "result": outcome.result,
         "error": str(outcome.error) if outcome.error else None,
     }

@@ -1,5 +1,5 @@
-"""The commands against a real account: segment, resource and relation counters, tasks, the
-sender queue, and refreshing many segments from a CSV file.
+"""The commands against a real account: segment, resource, database and relation counters,
+tasks, the sender queue, and refreshing many segments or databases from a CSV file.
 
 Each command is two functions, a row of the table in :mod:`altcraft_async.cli`: one adds its
 options to its parser (starting with :func:`connection_options` or :func:`waiting_options`),
@@ -16,13 +16,16 @@ import io
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, TextIO
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, NamedTuple, TextIO, TypeVar
+
+import attrs
 
 from .._client import AltcraftClient
 from .._codec import unstructure
 from .._errors import InvalidRequestError
-from ..models import Feedback, Match, SegmentRef, TaskStatus
+from .._fanout import FanOut
+from ..models import DatabaseRef, Feedback, Match, SegmentRef, TaskStatus
 from ._output import (
     COUNTER_COLUMNS,
     EXIT_ERROR,
@@ -43,9 +46,16 @@ __all__ = [
     "admin_sender_queue",
     "api_command",
     "connection_options",
+    "database_counters",
+    "database_counters_arguments",
+    "database_refresh",
+    "database_refresh_arguments",
+    "database_refresh_many",
+    "read_refs",
     "read_segment_refs",
     "refresh_many",
     "refresh_many_arguments",
+    "refresh_many_command",
     "relation_counter",
     "relation_counter_arguments",
     "resource_refresh",
@@ -74,6 +84,7 @@ class Reply(NamedTuple):
 
 
 Handler = Callable[[AltcraftClient, argparse.Namespace], Awaitable[Reply]]
+RefT = TypeVar("RefT")
 
 
 def api_command(handler: Handler) -> Runner:
@@ -123,7 +134,7 @@ def waiting_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# --- segments and resources -------------------------------------------------------------------
+# --- segments, resources and databases ---------------------------------------------------------
 
 
 def segment_counters_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +155,17 @@ def resource_refresh_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-id", type=int, required=True)
     parser.add_argument("--feedback-url", help="URL the platform POSTs the result to")
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True)
+
+
+def database_counters_arguments(parser: argparse.ArgumentParser) -> None:
+    connection_options(parser)
+    parser.add_argument("--database-id", type=int, required=True)
+    parser.add_argument("--resource-id", type=int, required=True)
+
+
+def database_refresh_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``resources refresh``: a database refresh names the same pair."""
+    resource_refresh_arguments(parser)
 
 
 @api_command
@@ -167,6 +189,23 @@ async def resource_refresh(client: AltcraftClient, args: argparse.Namespace) -> 
     feedback = Feedback(url=args.feedback_url) if args.feedback_url else None
     task = await client.resources.refresh_counters(
         resource_id=args.resource_id, database_id=args.database_id, feedback=feedback
+    )
+    return await _finish_refresh(task, args)
+
+
+@api_command
+async def database_counters(client: AltcraftClient, args: argparse.Namespace) -> Reply:
+    channels = await client.databases.get_counters(
+        database_id=args.database_id, resource_id=args.resource_id
+    )
+    return Reply(channels, format_table(("channel", *COUNTER_COLUMNS), channel_rows(channels)))
+
+
+@api_command
+async def database_refresh(client: AltcraftClient, args: argparse.Namespace) -> Reply:
+    feedback = Feedback(url=args.feedback_url) if args.feedback_url else None
+    task = await client.databases.refresh_counters(
+        database_id=args.database_id, resource_id=args.resource_id, feedback=feedback
     )
     return await _finish_refresh(task, args)
 
@@ -296,7 +335,7 @@ def _match_from(args: argparse.Namespace) -> Match:
     return factory(value)
 
 
-# --- many segments at once --------------------------------------------------------------------
+# --- many segments or databases at once ------------------------------------------------------
 
 
 def refresh_many_arguments(parser: argparse.ArgumentParser) -> None:
@@ -305,34 +344,55 @@ def refresh_many_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="refreshes in flight")
 
 
-@api_command
-async def refresh_many(client: AltcraftClient, args: argparse.Namespace) -> Reply:
-    refs = read_segment_refs(_open_input(args.file))
-    bar = ProgressBar(len(refs), sys.stderr, label="refresh ")
-    outcomes = []
-    try:
-        async with client.segments.refresh_many(
-            refs, concurrency=args.concurrency, timeout=args.wait_timeout
-        ) as results:
-            async for outcome in results:
-                outcomes.append(outcome)
-                bar.update(len(outcomes))
-    finally:
-        bar.close()
-    rows: list[list[Any]] = []
-    data = []
-    for outcome in outcomes:
-        ref = outcome.ref
-        prefix = (ref.segment_id, ref.resource_id)
-        if outcome.result is not None:
-            rows.extend(snapshot_rows(outcome.result, *prefix))
-        else:
-            rows.append([*prefix, f"error: {outcome.error}", *([None] * len(COUNTER_COLUMNS))])
-        data.append(outcome_record(outcome))
-    failed = sum(1 for outcome in outcomes if outcome.error is not None)
-    table = format_table(("segment", "resource", "channel", *COUNTER_COLUMNS), rows)
-    summary = f"\n{len(outcomes) - failed} refreshed, {failed} failed"
-    return Reply(data, table + summary, EXIT_ERROR if failed else EXIT_OK)
+#: Starts the fan-out of a ``refresh-many`` command: the client, the refs, the parsed options.
+StartMany = Callable[[AltcraftClient, list[RefT], argparse.Namespace], FanOut[RefT]]
+
+
+def refresh_many_command(ref_type: type[RefT], start: StartMany[RefT]) -> Runner:
+    """The runner of a ``refresh-many`` command: refs of ``ref_type`` read from CSV rows (see
+    :func:`read_refs`), refreshed by the fan-out ``start`` begins, one table row per channel
+    of each, exit code 1 when any failed."""
+
+    async def refresh(client: AltcraftClient, args: argparse.Namespace) -> Reply:
+        refs = read_refs(_open_input(args.file), ref_type)
+        bar = ProgressBar(len(refs), sys.stderr, label="refresh ")
+        outcomes = []
+        try:
+            async with start(client, refs, args) as results:
+                async for outcome in results:
+                    outcomes.append(outcome)
+                    bar.update(len(outcomes))
+        finally:
+            bar.close()
+        shown = _ref_columns(ref_type)[0]
+        rows: list[list[Any]] = []
+        for outcome in outcomes:
+            prefix = [getattr(outcome.ref, name) for name in shown]
+            if outcome.result is not None:
+                rows.extend(snapshot_rows(outcome.result, *prefix))
+            else:
+                rows.append([*prefix, f"error: {outcome.error}", *([None] * len(COUNTER_COLUMNS))])
+        failed = sum(1 for outcome in outcomes if outcome.error is not None)
+        headers = (*(name.removesuffix("_id") for name in shown), "channel", *COUNTER_COLUMNS)
+        summary = f"\n{len(outcomes) - failed} refreshed, {failed} failed"
+        data = [outcome_record(outcome) for outcome in outcomes]
+        return Reply(data, format_table(headers, rows) + summary, EXIT_ERROR if failed else EXIT_OK)
+
+    return api_command(refresh)
+
+
+refresh_many = refresh_many_command(
+    SegmentRef,
+    lambda client, refs, args: client.segments.refresh_many(
+        refs, concurrency=args.concurrency, timeout=args.wait_timeout
+    ),
+)
+database_refresh_many = refresh_many_command(
+    DatabaseRef,
+    lambda client, refs, args: client.databases.refresh_many(
+        refs, concurrency=args.concurrency, timeout=args.wait_timeout
+    ),
+)
 
 
 def _open_input(path: str) -> TextIO:
@@ -344,24 +404,45 @@ def _open_input(path: str) -> TextIO:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def read_segment_refs(stream: TextIO) -> list[SegmentRef]:
-    """Segment refs from CSV rows ``segment_id,resource_id[,database_id]`` (header optional)."""
+def _ref_columns(ref_type: type[Any]) -> tuple[list[str], list[str]]:
+    """A ref's fields in order, as (the ones a row must give, the ones it may leave out)."""
+    fields: Iterable[attrs.Attribute[Any]] = attrs.fields(ref_type)
+    required = [f.name for f in fields if f.default is attrs.NOTHING]
+    optional = [f.name for f in fields if f.default is not attrs.NOTHING]
+    return required, optional
+
+
+def read_refs(stream: TextIO, ref_type: type[RefT]) -> list[RefT]:
+    """Refs from CSV rows of ``ref_type``'s fields in order, those with a default optional
+    (``segment_id,resource_id[,database_id]`` for :class:`SegmentRef`); a header row, blank
+    rows and ``#`` comments are skipped."""
+    required, optional = _ref_columns(ref_type)
+    expected = ",".join(required) + "".join(f"[,{name}]" for name in optional)
     with stream:
         text = stream.read()
-    refs: list[SegmentRef] = []
+    refs: list[RefT] = []
     for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         cells = [value.strip() for value in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
-        if number == 1 and not cells[0].isdigit():
+        if number == 1 and not any(value.isdigit() for value in cells):
             continue  # a header row
-        if len(cells) not in (2, 3) or not all(value.isdigit() for value in cells if value):
-            raise UsageError(f"line {number}: expected segment_id,resource_id[,database_id]")
-        database = int(cells[2]) if len(cells) == 3 and cells[2] else None
+        fits = len(required) <= len(cells) <= len(required) + len(optional)
+        if not fits or not all(cells[: len(required)]) or not all(map(_digits, cells)):
+            raise UsageError(f"line {number}: expected {expected}")
         try:
-            refs.append(SegmentRef(int(cells[0]), int(cells[1]), database))
+            refs.append(ref_type(*(int(value) if value else None for value in cells)))
         except InvalidRequestError as exc:
             raise UsageError(f"line {number}: {exc}") from None
     if not refs:
-        raise UsageError("no segment refs in the input")
+        raise UsageError("no refs in the input")
     return refs
+
+
+def _digits(cell: str) -> bool:
+    return not cell or cell.isdigit()
+
+
+def read_segment_refs(stream: TextIO) -> list[SegmentRef]:
+    """Segment refs from CSV rows ``segment_id,resource_id[,database_id]`` (header optional)."""
+    return read_refs(stream, SegmentRef)
