@@ -6,7 +6,7 @@
 - ``POST /segments/{id}/refresh?resource_id=1``: refresh, wait, return the new snapshots.
 - ``POST /segments/refresh`` with ``[{"segment_id": 1, "resource_id": 1}, ...]``: refresh many
   at once; one outcome per ref, a failure never stops the rest.
-- ``GET  /health``: the task ids the client is waiting on right now.
+- ``GET  /health``: the task ids the client is waiting on right now (``polling_tasks()``).
 
 The client is made in the lifespan, so every request shares one connection pool and one poll
 loop per task, and it is closed when the server stops. The models are attrs classes, not

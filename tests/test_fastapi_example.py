@@ -197,16 +197,28 @@ async def test_fan_out_returns_one_outcome_per_ref() -> None:
         assert len(fake.tasks) == 3
 
 
-async def test_a_caller_that_disconnects_stops_the_polling() -> None:
-    fake = FakeAltcraft(small_platform(), task_plan=TaskPlan.after_polls(1))
-    fake.plan_tasks(TaskPlan.never(), segment_id=7)
+TWO_REFS = [{"segment_id": s, "resource_id": RESOURCE, "database_id": 1} for s in (7, 8)]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "segments"),
+    [
+        (f"/segments/7/refresh?resource_id={RESOURCE}", None, [7]),
+        ("/segments/refresh", TWO_REFS, [7, 8]),
+    ],
+    ids=["refresh_and_wait", "refresh_many"],
+)
+async def test_a_caller_that_disconnects_stops_the_polling(
+    path: str, body: list[dict[str, int]] | None, segments: list[int]
+) -> None:
+    fake = FakeAltcraft(small_platform(), task_plan=TaskPlan.never())
     async with fake, served_app(fake) as app, aiohttp.ClientSession() as session:
         health = f"{app.url}/health"
         polling: list[str] = []
 
         async def waiting_and_polled() -> bool:
             polling[:] = (await get_json(session, "GET", health))["polling_tasks"]
-            return bool(polling) and len(fake.tasks[polling[0]].polls) >= 1
+            return len(polling) == len(segments) and all(fake.tasks[t].polls for t in polling)
 
         async def stopped() -> bool:
             return not (await get_json(session, "GET", health))["polling_tasks"]
@@ -215,24 +227,26 @@ async def test_a_caller_that_disconnects_stops_the_polling() -> None:
             caller = aiohttp.ClientSession()  # its own connection, closed to disconnect
 
             async def abandoned_refresh() -> None:
-                url = f"{app.url}/segments/7/refresh?resource_id={RESOURCE}"
-                async with caller, caller.post(url):
+                async with caller, caller.post(app.url + path, json=body):
                     pytest.fail("a refresh of a task that never ends answered")
 
             group.start_soon(abandoned_refresh)
             await until(waiting_and_polled)
-            (task,) = fake.tasks.values()
-            assert polling == [task.task_id] and task.segment_id == 7 and task.in_flight
+            tasks = sorted(fake.tasks.values(), key=lambda task: task.segment_id or 0)
+            assert sorted(polling) == sorted(task.task_id for task in tasks)
+            assert [task.segment_id for task in tasks] == segments
             group.cancel_scope.cancel()  # leaving `async with caller` closes the connection
         assert caller.closed
 
         await until(stopped)
-        polls = len(task.polls)
+        polls = [len(task.polls) for task in tasks]
         # the quiet window: the fake holds this request of the app for QUIET_WINDOW seconds
         fake.faults.next("segments/get_counters", Fault.delay(QUIET_WINDOW))
         await get_json(session, "GET", f"{app.url}/segments/7/counters?resource_id={RESOURCE}")
         (window,) = [r for r in fake.requests if r.path == "segments/get_counters"]
         assert fake.clock.now() - window.at >= QUIET_WINDOW
-        assert len(task.polls) == polls and all(at < window.at for at in task.polls)
-        assert task.in_flight and fake.calls("segments/refresh_counters") == 1
+        assert [len(task.polls) for task in tasks] == polls
+        assert all(at < window.at for task in tasks for at in task.polls)
+        assert all(task.in_flight for task in tasks)  # the tasks still run: nobody waits
+        assert fake.calls("segments/refresh_counters") == len(segments)
         assert await stopped()
