@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from .._errors import InvalidRequestError
 
-__all__ = ["PREFIX", "check_name", "rate_key"]
+__all__ = [
+    "PREFIX",
+    "check_name",
+    "counts_key",
+    "in_flight_key",
+    "pair_key",
+    "rate_key",
+    "unknown_key",
+]
 
 #: Every fleet key starts with this, then the account name.
 PREFIX = "altcraft_async:fleet"
@@ -25,3 +33,25 @@ def check_name(what: str, value: object) -> str:
 def rate_key(account: str) -> str:
     """The account's shared rate schedule: a hash (tat, interval, last_cut), with a TTL."""
     return f"{PREFIX}:{account}:rate"
+
+
+def in_flight_key(account: str) -> str:
+    """The account's server-side tasks in flight (started, not finished): an integer, TTL."""
+    return f"{PREFIX}:{account}:in_flight"
+
+
+def pair_key(account: str, run: str, pair: str) -> str:
+    """One pair of a run in the start ledger: a hash (state, owner, fence, lease, token,
+    detail, since), with the run's TTL."""
+    return f"{PREFIX}:{account}:run:{run}:pair:{pair}"
+
+
+def counts_key(account: str, run: str) -> str:
+    """A run's counters (started, done, failed, unknown, restarted): a hash, with the run's
+    TTL."""
+    return f"{PREFIX}:{account}:run:{run}:counts"
+
+
+def unknown_key(account: str, run: str) -> str:
+    """The pairs of a run left ``unknown``: a set, with the run's TTL."""
+    return f"{PREFIX}:{account}:run:{run}:unknown"

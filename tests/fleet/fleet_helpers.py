@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -17,9 +18,11 @@ CHILD_DEADLINE = 60.0
 
 
 @asynccontextmanager
-async def child(*args: str) -> AsyncIterator[Process]:
-    """A fleet_child.py process, killed (by its PID) and reaped when the block ends."""
-    process = await anyio.open_process([sys.executable, str(CHILD), *args])
+async def child(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Process]:
+    """A fleet_child.py process (``env`` added to ours), killed by its PID and reaped when the
+    block ends."""
+    environment = {**os.environ, **(env or {})}
+    process = await anyio.open_process([sys.executable, str(CHILD), *args], env=environment)
     try:
         yield process
     finally:

@@ -81,19 +81,22 @@ async def test_a_429_halves_the_rate_of_every_process_once_per_burst(redis_url: 
             server.faults.next(PATH, Fault.rate_limited(retry_after=0.01), times=5)
             await burst(a, 5)
             assert [r.http_status for r in server.requests].count(429) == 5
-            assert await second.shared_rate() == pytest.approx(rate / 2)
+            # halved once, not five times (1/32); the retries that succeeded before the last
+            # one asked for its slot may have won back 5 % each
+            cut = await second.shared_rate()
+            assert rate / 2 <= cut <= rate / 2 * 1.05**4 + 1e-6
 
             # the other client (another process, as far as Redis can tell) is paced at rate/2
             server.reset()
             await burst(b, 10)
             times = sorted(r.at for r in server.requests)
             assert len(times) == 10
-            assert times[-1] - times[0] >= 9 * (2 / rate) * 0.9
-            assert peak(times, 1.0) <= rate / 2 * 1.1 + 1
+            assert times[-1] - times[0] >= 9 / cut * 0.9
+            assert peak(times, 1.0) <= cut * 1.1 + 1
 
             # each of those 10 successes wins back 5 %, applied with b's next request
             await counters(b)
-            assert await first.shared_rate() == pytest.approx(rate / 2 * 1.05**10, rel=1e-3)
+            assert await first.shared_rate() == pytest.approx(cut * 1.05**10, rel=1e-3)
         await only_documented_keys(redis)
 
 
