@@ -9,6 +9,7 @@ The core SDK never imports this package; it needs ``redis>=5`` (``pip install
                 fenced Lua scripts; the account's in-flight cap
     _batch      run_pair: one pair through the ledger (refresh_counters / tasks.resume /
                 Task.wait, nothing new on the wire)
+    arq         extra [arq]: the batch job, enqueue_run, worker_settings (import it by name)
 """
 
 from ._batch import PairOutcome, pair_id, run_pair

@@ -11,13 +11,14 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 from attrs import asdict
-from fleet_helpers import child, expect, go, read_line
 
 from altcraft_async import AltcraftClient, CountersSnapshot, InvalidRequestError, SegmentRef
 from altcraft_async.fleet import StartLedger, pair_id, run_pair
 from altcraft_async.fleet._batch import CRASH_ENV
 from altcraft_async.fleet._keys import PREFIX
 from altcraft_async.testing import FakeAltcraft, seeded_platform
+
+from .fleet_helpers import child, expect, go, read_line
 
 pytestmark = pytest.mark.anyio
 

@@ -8,12 +8,13 @@ import signal
 import anyio
 import pytest
 import redis.asyncio as aioredis
-from fleet_helpers import child, expect, go, peak
 
 from altcraft_async import AltcraftClient, InvalidRequestError, RateLimiterProtocol
 from altcraft_async.fleet import RedisRateLimiter
 from altcraft_async.fleet._keys import rate_key
 from altcraft_async.testing import FakeAltcraft, Fault, seeded_platform
+
+from .fleet_helpers import child, expect, go, peak
 
 pytestmark = pytest.mark.anyio
 
