@@ -1,0 +1,27 @@
+"""altcraft_async.fleet: refresh a whole account across a fleet of workers (extra ``[fleet]``).
+
+The core SDK never imports this package; it needs ``redis>=5`` (``pip install
+'altcraft-async[fleet]'``). ``designs/fleet.md`` is the design. Modules, imports flowing down::
+
+    _keys       every Redis key the fleet writes, named in one place
+    _limiter    RedisRateLimiter: the account's one request rate, GCRA in a Lua script
+    _ledger     StartLedger: claim -> sending -> started(token) -> done | failed | unknown,
+                fenced Lua scripts; the account's in-flight cap
+    _batch      run_pair: one pair through the ledger (refresh_counters / tasks.resume /
+                Task.wait, nothing new on the wire)
+    arq         extra [arq]: the batch job, enqueue_run, worker_settings (import it by name)
+"""
+
+from ._batch import PairOutcome, pair_id, run_pair
+from ._ledger import Claim, PairState, StartLedger
+from ._limiter import RedisRateLimiter
+
+__all__ = [
+    "Claim",
+    "PairOutcome",
+    "PairState",
+    "RedisRateLimiter",
+    "StartLedger",
+    "pair_id",
+    "run_pair",
+]
