@@ -129,9 +129,9 @@ class AltcraftClient:
         )
         _check_rate_limiter(rate_limiter, rate_limit, adaptive_rate_limit)
         hooks = EventHooks.from_mapping(event_hooks)
-        self.base_url = base_url.rstrip("/")
+        self.base_url: str = base_url.rstrip("/")
         self.format: Format = format
-        self.default_poll_policy = poll or PollPolicy()
+        self.default_poll_policy: PollPolicy = poll or PollPolicy()
         bearer = auth == "bearer"
         #: How each token goes on the wire, made once: the send path only picks one.
         self._auth = Auth(secret, format, bearer=bearer)
@@ -164,12 +164,12 @@ class AltcraftClient:
         )
         self._polls = PollRegistry()
         self._fanouts: weakref.WeakSet[FanOut[Any, Any]] = weakref.WeakSet()
-        self.segments = SegmentsAPI(self)
-        self.resources = ResourcesAPI(self)
-        self.tasks = TasksAPI(self)
-        self.admin = AdminAPI(self)
-        self.relations = RelationsAPI(self)
-        self.databases = DatabasesAPI(self)
+        self.segments: SegmentsAPI = SegmentsAPI(self)
+        self.resources: ResourcesAPI = ResourcesAPI(self)
+        self.tasks: TasksAPI = TasksAPI(self)
+        self.admin: AdminAPI = AdminAPI(self)
+        self.relations: RelationsAPI = RelationsAPI(self)
+        self.databases: DatabasesAPI = DatabasesAPI(self)
 
     def __repr__(self) -> str:
         # safe on a client whose constructor raised half way (a traceback rendered with its
