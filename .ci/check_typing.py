@@ -22,8 +22,14 @@ import sys
 
 USAGE = "tests/typing/usage.py"
 MIN_COMPLETENESS = 0.95
-# No "a newer pyright exists" check (a request to PyPI) and no warning about it.
-ENV = {**os.environ, "PYRIGHT_PYTHON_IGNORE_WARNINGS": "1"}
+PYRIGHT = (sys.executable, "-m", "pyright")
+ENV = {
+    **os.environ,
+    # pyright finds the packages through the `python` on PATH: this venv's, activated or not
+    "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    # no "a newer pyright exists" check (a request to PyPI) and no warning about it
+    "PYRIGHT_PYTHON_IGNORE_WARNINGS": "1",
+}
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:
@@ -35,16 +41,14 @@ def main() -> int:
     failed = False
     for command in (
         (sys.executable, "-m", "mypy", "--strict", USAGE),
-        (sys.executable, "-m", "pyright", USAGE),
+        (*PYRIGHT, USAGE),
     ):
         result = run(*command)
         print(result.stdout + result.stderr, end="", flush=True)
         failed |= result.returncode != 0
 
     result = run(
-        sys.executable,
-        "-m",
-        "pyright",
+        *PYRIGHT,
         "--verifytypes",
         "altcraft_async",
         "--ignoreexternal",
