@@ -3,6 +3,7 @@
     nox -s tests-3.12           # the suite on one Python (tests-3.11, tests-3.13 likewise)
     nox -s uvloop               # the integration tests on uvloop's event loop
     nox -s tests-3.13 -- -x -k awaiter    # anything after -- goes to pytest
+    nox -s typing               # mypy and pyright on user code, pyright's type completeness
 
 .ci/run runs the 3.11 suite as the README does (``python -m pytest`` in a venv with
 ``.[dev]``) and the other sessions here, two at a time. The interpreters are pyenv's: the
@@ -90,3 +91,10 @@ def uvloop(session: nox.Session) -> None:
         *session.posargs,
         env={"ALTCRAFT_TEST_UVLOOP": "1", "ALTCRAFT_TEST_DIALECTS": "plain,go"},
     )
+
+
+@nox.session(python=PYTHONS[0])
+def typing(session: nox.Session) -> None:
+    """What users' type checkers see: ``.ci/check_typing.py`` (also in .ci/run's lint job)."""
+    install(session)
+    session.run("python", ".ci/check_typing.py")

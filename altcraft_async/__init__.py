@@ -63,7 +63,7 @@ from ._errors import (
     TransportError,
 )
 from ._events import EventHookMap, RequestEvent, ResponseEvent
-from ._fanout import FanOut, Outcome
+from ._fanout import Failed, FanOut, Outcome, Succeeded
 from ._kinds import TaskKind
 from ._poll import Backoff, PollPolicy
 from ._ratelimit import RateLimiter, RateLimiterProtocol
@@ -118,6 +118,7 @@ __all__ = [
     "DatabaseRef",
     "DecodeError",
     "EventHookMap",
+    "Failed",
     "FanOut",
     "Feedback",
     "FeedbackReceiver",
@@ -141,6 +142,7 @@ __all__ = [
     "RetryPolicy",
     "SegmentRef",
     "SenderQueueStats",
+    "Succeeded",
     "TariffLimitError",
     "Task",
     "TaskFailedError",

@@ -116,7 +116,8 @@ class SharedPoll(PollState):
 
     def __init__(self, task_id: str, created: float, kind: TaskKind[Any, Any] = COUNTERS) -> None:
         super().__init__(task_id, created)
-        self.kind = kind  # how its statuses are decoded (shared by waiters of one result type)
+        # how its statuses are decoded (shared by waiters of one result type)
+        self.kind: TaskKind[Any, Any] = kind
         self._changed: asyncio.Event | None = None  # made when somebody waits: saves memory
         self._sleep: asyncio.Future[None] | None = None  # the leader's wait for its next poll
 
@@ -170,7 +171,7 @@ class PollRegistry:
     __slots__ = ("_polls", "clock")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
+        self.clock: Callable[[], float] = clock
         self._polls: dict[tuple[str, Any], SharedPoll] = {}
 
     def __repr__(self) -> str:
@@ -240,12 +241,14 @@ class Task(Generic[ResultT, WaitResultT]):
         self._push = push
         if push is not None:  # a handle dropped without a final answer frees its callback
             weakref.finalize(self, push.release)
-        self.task_id = task_id
-        self.task_kind = kind
+        self.task_id: str = task_id
+        self.task_kind: TaskKind[ResultT, WaitResultT] = kind
         #: The start call's name ("" when not known), and the kind's name: both in resume tokens.
-        self.endpoint = endpoint if endpoint is not None else kind.start.name if kind.start else ""
-        self.kind = kind.name
-        self.created = created or datetime.now(UTC)
+        self.endpoint: str = (
+            endpoint if endpoint is not None else kind.start.name if kind.start else ""
+        )
+        self.kind: str = kind.name
+        self.created: datetime = created or datetime.now(UTC)
         if created_monotonic is None:
             age = max(0.0, (datetime.now(UTC) - self.created).total_seconds())
             created_monotonic = polls.clock() - age

@@ -159,9 +159,9 @@ class AltcraftClient:
         )
         _check_rate_limiter(rate_limiter, rate_limit, adaptive_rate_limit)
         hooks = EventHooks.from_mapping(event_hooks)
-        self.base_url = base_url.rstrip("/")
+        self.base_url: str = base_url.rstrip("/")
         self.format: Format = format
-        self.default_poll_policy = poll or PollPolicy()
+        self.default_poll_policy: PollPolicy = poll or PollPolicy()
         #: The per-request defaults of this client's calls (a view's own: see with_options)
         self._timeout = float(timeout)
         self._retry = retry or RetryPolicy()
@@ -205,12 +205,12 @@ class AltcraftClient:
 
     def _bind_namespaces(self) -> None:
         """The API areas, each calling through this client (a view binds its own)."""
-        self.segments = SegmentsAPI(self)
-        self.resources = ResourcesAPI(self)
-        self.tasks = TasksAPI(self)
-        self.admin = AdminAPI(self)
-        self.relations = RelationsAPI(self)
-        self.databases = DatabasesAPI(self)
+        self.segments: SegmentsAPI = SegmentsAPI(self)
+        self.resources: ResourcesAPI = ResourcesAPI(self)
+        self.tasks: TasksAPI = TasksAPI(self)
+        self.admin: AdminAPI = AdminAPI(self)
+        self.relations: RelationsAPI = RelationsAPI(self)
+        self.databases: DatabasesAPI = DatabasesAPI(self)
 
     def with_options(
         self,

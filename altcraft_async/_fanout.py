@@ -14,11 +14,11 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic
+from typing import TYPE_CHECKING, Generic, Literal
 
 import anyio
-from attrs import frozen
-from typing_extensions import TypeVar
+from attrs import field, frozen
+from typing_extensions import TypeAliasType, TypeVar
 
 from ._errors import AltcraftError, InvalidRequestError
 from .models import CountersSnapshot
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # importing anyio's streams costs ~14 ms: only when a fan-out
     import anyio.abc
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-__all__ = ["FanOut", "Outcome"]
+__all__ = ["Failed", "FanOut", "Outcome", "Succeeded"]
 
 RefT = TypeVar("RefT")
 #: What one refresh gives: counters unless the task kind says otherwise.
@@ -35,16 +35,35 @@ ResultT = TypeVar("ResultT", default=list[CountersSnapshot])
 
 
 @frozen
-class Outcome(Generic[RefT, ResultT]):
-    """The end of one refresh: its ``result`` or the ``error`` that stopped it."""
+class Succeeded(Generic[RefT, ResultT]):
+    """A refresh that finished: its ``result``; ``error`` is ``None`` and ``ok`` is ``True``."""
 
     ref: RefT
-    result: ResultT | None = None
-    error: AltcraftError | None = None
+    result: ResultT
+    # Constant fields, not properties: pyright narrows a union on a declared field only.
+    error: None = field(default=None, init=False, repr=False, eq=False)
+    ok: Literal[True] = field(default=True, init=False, repr=False, eq=False)
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+
+@frozen
+class Failed(Generic[RefT]):
+    """A refresh that stopped with ``error``; ``result`` is ``None`` and ``ok`` is ``False``."""
+
+    ref: RefT
+    error: AltcraftError
+    result: None = field(default=None, init=False, repr=False, eq=False)
+    ok: Literal[False] = field(default=False, init=False, repr=False, eq=False)
+
+
+#: The end of one refresh: a :class:`Succeeded` or a :class:`Failed`. Both have ``ref``,
+#: ``result``, ``error`` and ``ok``, and the checks users write narrow the union in mypy and
+#: pyright alike: ``if outcome.error is None:`` (then ``outcome.result`` is a ``ResultT``),
+#: ``isinstance(outcome, Succeeded)`` and ``match``; ``if outcome.ok:`` narrows in mypy (pyright
+#: needs ``outcome.ok is True``). A union, not a class: to test for one at run time use
+#: ``isinstance(x, (Succeeded, Failed))``.
+Outcome = TypeAliasType(
+    "Outcome", Succeeded[RefT, ResultT] | Failed[RefT], type_params=(RefT, ResultT)
+)
 
 
 class FanOut(Generic[RefT, ResultT]):
@@ -186,10 +205,11 @@ async def _one(
     send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
     group: anyio.abc.TaskGroup,
 ) -> None:
+    outcome: Outcome[RefT, ResultT]
     try:
-        outcome = Outcome(ref, result=await run_one(ref))
+        outcome = Succeeded(ref, await run_one(ref))
     except AltcraftError as error:
-        outcome = Outcome(ref, error=error)
+        outcome = Failed(ref, error)
     finally:
         limiter.release_on_behalf_of(token)
     try:

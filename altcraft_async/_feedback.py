@@ -134,7 +134,7 @@ class FeedbackReceiver:
         self.port = port
         self.path = path
         self.safety_poll_interval = safety_poll_interval
-        self.read_timeout = float(read_timeout)
+        self.read_timeout: float = float(read_timeout)
         self._public_url = public_url.rstrip("/") if public_url else None
         self._secret = secrets.token_urlsafe(16) if secret == "" else secret
         self._waiters: dict[str, PushWaiter] = {}
@@ -142,8 +142,8 @@ class FeedbackReceiver:
         self._runner: web.AppRunner | None = None
         self._connections = Connections(max_connections, self.read_timeout)
         self._rejections = RejectionLog(LOGGED_REJECTIONS, 60.0)
-        self.received = 0
-        self.rejected = 0
+        self.received: int = 0
+        self.rejected: int = 0
 
     def __repr__(self) -> str:
         return f"<FeedbackReceiver {self._public_url or 'not started'}{self.path} (secret hidden)>"

@@ -49,9 +49,9 @@ class RateLimiter:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         self.max_rate = rate
-        self.rate = rate
+        self.rate: float = rate
         self.adaptive = adaptive
-        self.min_rate = min(min_rate, rate)
+        self.min_rate: float = min(min_rate, rate)
         self._next_slot = 0.0
         self._last_cut = 0.0  # when the rate was last halved
         #: Slots given back while later ones were still taken: their end -> their start.

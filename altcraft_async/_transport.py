@@ -66,11 +66,11 @@ class HTTPRequest:
         endpoint: str = "",
         method: Literal["POST"] = "POST",
     ) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.endpoint = endpoint
+        self.method: str = method
+        self.url: str = url
+        self.headers: Mapping[str, str] = headers
+        self.body: bytes = body
+        self.endpoint: str = endpoint
 
     def __repr__(self) -> str:
         return f"<HTTPRequest {self.method} {self.url} ({len(self.body)} bytes, hidden)>"
@@ -83,9 +83,9 @@ class HTTPResponse:
     __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
+        self.status: int = status
+        self.headers: Mapping[str, str] = headers
+        self.body: bytes = body
 
     def __repr__(self) -> str:
         return f"<HTTPResponse {self.status}, {len(self.body)} bytes>"

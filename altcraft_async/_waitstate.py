@@ -85,19 +85,19 @@ class PollState:
     )
 
     def __init__(self, task_id: str, created: float) -> None:
-        self.task_id = task_id
-        self.created = created  # on the awaiter's clock, when the task was created
+        self.task_id: str = task_id
+        self.created: float = created  # on the awaiter's clock, when the task was created
         self.observations: list[Observation] = []
         self.latest: TaskStatus[Any] | None = None
-        self.version = 0  # how many statuses were recorded
+        self.version: int = 0  # how many statuses were recorded
         self.error: AltcraftError | None = None  # ends every wait on this task
         self.last_error: AltcraftError | None = None  # of the last poll, if it failed
-        self.failures = 0  # transient poll failures in a row
-        self.last_poll_at = created
-        self.leading = False
-        self.leader_poll_at = math.inf  # when the leader's next poll is due
-        self.polling_sooner = False  # a follower with a faster policy polls for everyone
-        self.waiters = 0
+        self.failures: int = 0  # transient poll failures in a row
+        self.last_poll_at: float = created
+        self.leading: bool = False
+        self.leader_poll_at: float = math.inf  # when the leader's next poll is due
+        self.polling_sooner: bool = False  # a follower with a faster policy polls for everyone
+        self.waiters: int = 0
 
     def __repr__(self) -> str:
         return (

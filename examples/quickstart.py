@@ -18,13 +18,15 @@ DATABASE_ID = int(os.environ.get("ALTCRAFT_DATABASE_ID", "1"))
 
 async def main() -> None:
     async with client_from_env() as client:
-        ids = {"segment_id": SEGMENT_ID, "resource_id": RESOURCE_ID, "database_id": DATABASE_ID}
-
-        channels = await client.segments.get_counters(**ids)
+        channels = await client.segments.get_counters(
+            segment_id=SEGMENT_ID, resource_id=RESOURCE_ID, database_id=DATABASE_ID
+        )
         for item in channels:
             print(f"before  {item.channel:6} sendable={item.status.subscribed_sendable}")
 
-        task = await client.segments.refresh_counters(**ids)
+        task = await client.segments.refresh_counters(
+            segment_id=SEGMENT_ID, resource_id=RESOURCE_ID, database_id=DATABASE_ID
+        )
         print(f"refresh task {task.task_id} started")
         snapshots = await task.wait(
             timeout=60, on_progress=lambda s: print(f"  {s.status} {s.progress}%")

@@ -29,6 +29,7 @@ from altcraft_async import (
     ClientClosedError,
     CountersSnapshot,
     EventHookMap,
+    Failed,
     FanOut,
     InvalidRequestError,
     Outcome,
@@ -38,6 +39,7 @@ from altcraft_async import (
     ResponseEvent,
     RetryPolicy,
     SegmentRef,
+    Succeeded,
     TariffLimitError,
     TaskFailedError,
     TaskTimeoutError,
@@ -239,6 +241,27 @@ async def test_a_wait_error_and_a_start_error_become_outcomes() -> None:
         assert sum(isinstance(o.error, TariffLimitError) for o in outcomes.values()) == 1
         assert sum(o.ok for o in outcomes.values()) == 1
         await assert_everything_stopped(fake, client)
+
+
+async def test_an_outcome_is_a_succeeded_or_a_failed() -> None:
+    """The two kinds of outcome, as a consumer tells them apart and as they show in logs."""
+    async with env(segments=2, resources=1, task_plan=TaskPlan.after_polls(1)) as (fake, client):
+        good, bad = segment_refs(fake)
+        fake.plan_tasks(TaskPlan.fails(status="failed"), segment_id=bad.segment_id)
+        outcomes = {o.ref: o async for o in client.segments.refresh_many([good, bad])}
+        match outcomes[good]:
+            case Succeeded(ref=ref, result=[snapshot]):
+                assert ref == good and outcomes[good].error is None and outcomes[good].ok
+                assert counters(snapshot) == fake.platform.segment_counters(
+                    good.segment_id, good.resource_id
+                )
+            case other:
+                pytest.fail(f"not a success: {other!r}")
+        failed = outcomes[bad]
+        assert isinstance(failed, Failed) and isinstance(failed.error, TaskFailedError)
+        assert failed.result is None and failed.ok is False
+        assert repr(failed) == f"Failed(ref={bad!r}, error={failed.error!r})"
+        assert Failed(bad, failed.error) == failed != Succeeded(bad, None)
 
 
 # --- fail_fast -----------------------------------------------------------------------------------

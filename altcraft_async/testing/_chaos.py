@@ -415,8 +415,8 @@ class ChaosProxy:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.upstream = (upstream_host, upstream_port)
-        self.mix = mix if mix is not None else ChaosMix()
+        self.upstream: tuple[str, int] = (upstream_host, upstream_port)
+        self.mix: ChaosMix = mix if mix is not None else ChaosMix()
         if not isinstance(self.mix, ChaosMix):
             raise TypeError(f"mix must be a ChaosMix, got {type(mix).__name__}")
         self._rng = random.Random(seed)

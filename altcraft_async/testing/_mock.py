@@ -44,7 +44,7 @@ class MockTransport:
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
         self.handler = handler
         self.requests: list[HTTPRequest] = []
-        self.closed = False
+        self.closed: bool = False
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

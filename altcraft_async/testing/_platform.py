@@ -166,18 +166,18 @@ class Database:
 
     def __init__(self, database_id: int, name: str = "") -> None:
         self.id = database_id
-        self.name = name or f"database {database_id}"
+        self.name: str = name or f"database {database_id}"
         self.profile_ids: list[str] = []
         self.emails: list[str] = []
         self.phones: list[str] = []
         self.fields: list[dict[str, Any]] = []
         self.index: dict[str, int] = {}
-        self.active = bytearray()  # 1 = not suspended
-        self.email_ok = bytearray()
-        self.phone_ok = bytearray()
+        self.active: bytearray = bytearray()  # 1 = not suspended
+        self.email_ok: bytearray = bytearray()
+        self.phone_ok: bytearray = bytearray()
         self.subscriptions: dict[tuple[int, str], bytearray] = {}
         # bumped whenever profiles or their fields change: rule-segment members cache on it
-        self.version = 0
+        self.version: int = 0
 
     def __len__(self) -> int:
         return len(self.profile_ids)

@@ -79,7 +79,7 @@ class FakeAltcraft:
         ``dialect`` is a :class:`Dialect` or preset names (``"go,proxy"``); when None,
         ``$ALTCRAFT_FAKE_DIALECT`` names it (``plain``, the documentation's way, when unset).
         """
-        self.platform = platform if platform is not None else Platform()
+        self.platform: Platform = platform if platform is not None else Platform()
         self.clock: Clock = (
             RealClock(time_scale)
             if clock == "real"
@@ -87,9 +87,9 @@ class FakeAltcraft:
             if clock == "manual"
             else clock
         )
-        self.faults = Faults()
+        self.faults: Faults = Faults()
         self.error_http_status = error_http_status
-        self.dialect = (
+        self.dialect: Dialect = (
             Dialect.from_env()
             if dialect is None
             else Dialect.named(dialect)
