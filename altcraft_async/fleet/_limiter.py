@@ -118,8 +118,8 @@ class RedisRateLimiter:
         self.max_rate = float(rate)
         self.min_rate = min(float(min_rate), self.max_rate)
         self.adaptive = adaptive
-        self.horizon = float(horizon)
-        self.late_tolerance = float(late_tolerance)
+        self.horizon: float = float(horizon)
+        self.late_tolerance: float = float(late_tolerance)
         self._idle_ttl_ms = round(idle_ttl * 1000)
         self._redis = redis
         self._script = redis.register_script(_RESERVE)
@@ -129,7 +129,7 @@ class RedisRateLimiter:
         self._cut_paced_us = -1  # a 429 to report with the next script call
         self._wins = 0  # successes to report with the next script call
         #: The shared rate as last seen (requests/s), for progress reports.
-        self.rate = self.max_rate
+        self.rate: float = self.max_rate
 
     def __repr__(self) -> str:
         return f"RedisRateLimiter(account={self.account!r}, rate={self.rate:g}/{self.max_rate:g})"
