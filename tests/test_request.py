@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -264,3 +265,17 @@ async def test_admin_and_starts_task_must_be_bools() -> None:
         with pytest.raises(InvalidRequestError, match="starts_task"):
             await client.request("campaigns/list", starts_task=1)  # type: ignore[arg-type]
         assert transport.requests == []
+
+
+async def test_the_readmes_example_runs_against_the_fake(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Any other endpoint", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block.rstrip().endswith("asyncio.run(main())")
+    namespace: dict[str, Any] = {}
+    exec(block.rstrip().removesuffix("asyncio.run(main())"), namespace)
+    await namespace["main"]()
+    printed = capsys.readouterr().out
+    assert "Database(id=1, name='database 1')" in printed and "'id': '1'" in printed
