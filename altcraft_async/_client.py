@@ -220,6 +220,7 @@ class AltcraftClient:
             await transport.aclose()
             return
         self._polls.close_all()
+        self._starts.clear()  # a refresh after the close joins nothing: it fails as closed
         try:
             for fanout in list(self._fanouts):
                 with contextlib.suppress(Exception):  # a crashed fan-out told its consumer

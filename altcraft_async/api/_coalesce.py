@@ -114,6 +114,11 @@ class StartCoalescer(Generic[HandleT]):
             assert entry.task_id is not None
             return self._hold(key, entry, join(entry.task_id))
 
+    def clear(self) -> None:
+        """Forget every running key (the client is closing: nothing is joined after it)."""
+        self._entries.clear()
+        self._by_task.clear()
+
     def finished(self, task_id: str) -> None:
         """A status of ``task_id`` said it ended: later starts of its key start afresh."""
         key = self._by_task.pop(task_id, None)
