@@ -16,13 +16,13 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 import aiohttp
 from attrs import evolve
 
-from ._awaiter import PollRegistry, Task
+from ._awaiter import PollRegistry, Task, TaskSource
 from ._codec import Format
 from ._errors import ClientClosedError, InvalidRequestError, RequestTimeoutError
 from ._events import EventHookMap, EventHooks
@@ -35,6 +35,9 @@ from ._sansio import Auth, EndpointSpec
 from ._secret import Secret
 from ._send import SendPath
 from ._transport import DEFAULT_MAX_RESPONSE_SIZE, AiohttpTransport, AsyncTransport
+from .api._base import read
+from .api._coalesce import StartCoalescer
+from .api._request import check_path, check_plain, request_spec
 from .api._specs import status_spec
 from .api.admin import AdminAPI
 from .api.databases import DatabasesAPI
@@ -89,6 +92,9 @@ class AltcraftClient:
     - ``event_hooks``: ``{"request": [...], "response": [...]}``, callables (sync or async)
       given a :class:`RequestEvent` before each try and a :class:`ResponseEvent` after it;
       neither holds the token.
+    - ``coalesce``: a refresh of something this client is already refreshing joins that
+      task instead of starting another (``False``: every refresh starts its own; each call
+      can say ``coalesce=``).
     - ``transport``: any :class:`AsyncTransport` to send the requests with (``testing``'s
       ``MockTransport``, an :class:`AiohttpTransport` of your own, ...); the client closes it
       when it closes. The aiohttp options (``session``, ``ssl``, ``trace_configs``,
@@ -119,6 +125,7 @@ class AltcraftClient:
         transport: AsyncTransport | None = None,
         rate_limiter: RateLimiterProtocol | None = None,
         trust_env: bool = False,
+        coalesce: bool = True,
     ) -> None:
         # The tokens become Secrets first of all and their plain names go: from here on no
         # local of this frame shows them, if an error tracker renders a traceback through it.
@@ -158,6 +165,8 @@ class AltcraftClient:
             trust_env=trust_env,
         )
         _check_rate_limiter(rate_limiter, rate_limit, adaptive_rate_limit)
+        if not isinstance(coalesce, bool):
+            raise InvalidRequestError(f"coalesce must be a bool, got {coalesce!r}")
         hooks = EventHooks.from_mapping(event_hooks)
         self.base_url: str = base_url.rstrip("/")
         self.format: Format = format
@@ -200,6 +209,9 @@ class AltcraftClient:
             headers={"User-Agent": _user_agent(headers)},
         )
         self._polls = PollRegistry()
+        #: Refreshes join a running one of the same thing (api._coalesce) unless told not to.
+        self.coalesce = coalesce
+        self._starts: StartCoalescer[Task[Any, Any]] = StartCoalescer()
         self._fanouts: weakref.WeakSet[FanOut[Any, Any]] = weakref.WeakSet()
         self._bind_namespaces()
 
@@ -285,6 +297,7 @@ class AltcraftClient:
             await transport.aclose()
             return
         self._polls.close_all()
+        self._starts.clear()  # a refresh after the close joins nothing: it fails as closed
         try:
             for fanout in list(self._fanouts):
                 with contextlib.suppress(Exception):  # a crashed fan-out told its consumer
@@ -328,6 +341,78 @@ class AltcraftClient:
                 stacklevel=2,
             )
 
+    @overload
+    async def request(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        response: None = None,
+        admin: bool = False,
+        starts_task: bool = False,
+        timeout: float | None = None,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any: ...
+
+    @overload
+    async def request(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        response: type[T],
+        admin: bool = False,
+        starts_task: bool = False,
+        timeout: float | None = None,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> T: ...
+
+    async def request(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        response: Any = None,
+        admin: bool = False,
+        starts_task: bool = False,
+        timeout: float | None = None,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """``POST {base_url}/api/v1.1/{path}`` for any endpoint the SDK does not model.
+
+        The call goes the way of the modelled ones: the token (``admin=True``: the admin
+        token) in the body or as a bearer header, the client's format, rate limit, event
+        hooks, retries and typed errors (an envelope error is an :class:`APIError`
+        subclass). ``params`` is plain data (None, bool, int, float, str, lists and mappings
+        of them; None values are left out) and never holds ``token`` or ``format``. Returns
+        the envelope's ``data`` as plain data, or as ``response`` (a model class,
+        ``list[Model]``...) read by the same tolerant reader as the modelled replies.
+
+        It is retried as a read. ``starts_task=True`` marks a call that starts a background
+        task (or has any other effect): it is then retried only when the request provably
+        never reached the server, as the refreshes are (``retry.retry_starts`` to opt out).
+        ``timeout``, ``request_timeout`` and ``retry`` as in every method. ``path`` and
+        ``params`` are checked before anything is sent (:class:`InvalidRequestError`).
+        """
+        path = check_path(path)
+        args = check_plain(params)
+        for name, flag in (("admin", admin), ("starts_task", starts_task)):
+            if not isinstance(flag, bool):
+                raise InvalidRequestError(f"{name} must be a bool, got {flag!r}")
+        spec = request_spec(
+            path,
+            args,
+            response=Any if response is None else response,
+            admin=admin,
+            starts_task=starts_task,
+        )
+        return await read(
+            self, spec, args, timeout=timeout, request_timeout=request_timeout, retry=retry
+        )
+
     # -- what the namespaces and the awaiter use (api._base.Caller, _awaiter.TaskSource) --
 
     async def call(
@@ -366,11 +451,18 @@ class AltcraftClient:
         self,
         task_id: str,
         kind: TaskKind[ResultT, Any] = COUNTERS,  # type: ignore[assignment]
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
     ) -> TaskStatus[ResultT]:
-        """One ``tasks/status`` request, its result decoded as ``kind``'s."""
+        """One ``tasks/status`` request, its result decoded as ``kind``'s; ``retry`` and
+        ``timeout`` (per try) default to the client's. A status that says the task ended
+        releases its start: a later refresh of the same thing starts afresh."""
         status: TaskStatus[ResultT] = await self.call(
-            status_spec(kind.result_type), {"task_id": task_id}
+            status_spec(kind.result_type), {"task_id": task_id}, retry=retry, timeout=timeout
         )
+        if status.done:
+            self._starts.finished(task_id)
         return status
 
     def new_task(
@@ -381,9 +473,16 @@ class AltcraftClient:
         endpoint: str | None = None,
         created: datetime | None = None,
         push: PushWaiter | None = None,
+        retry: RetryPolicy | None = None,
+        request_timeout: float | None = None,
     ) -> Task[ResultT, WaitResultT]:
+        """A handle on ``task_id``; its status requests use ``retry`` and ``request_timeout``
+        (per try) when given, the client's otherwise."""
+        source: TaskSource = self
+        if retry is not None or request_timeout is not None:
+            source = _PollingWith(self, retry, request_timeout)
         return Task(
-            self, self._polls, task_id, kind=kind, endpoint=endpoint, created=created, push=push
+            source, self._polls, task_id, kind=kind, endpoint=endpoint, created=created, push=push
         )
 
     def fan_out(
@@ -438,6 +537,27 @@ def _log_context(args: Mapping[str, Any]) -> str:
         return ""
     shown = task_id if task_id.isprintable() and len(task_id) <= 64 else repr(task_id[:64])
     return f" task={shown}"
+
+
+class _PollingWith:
+    """The client as a task's :class:`TaskSource`, its status requests made with one call's
+    retry policy and per-try timeout (a wait's polls are shared with the other waits on its
+    task: each poll is made with the options of the wait that leads it)."""
+
+    __slots__ = ("_client", "_retry", "_timeout", "default_poll_policy")
+
+    def __init__(
+        self, client: AltcraftClient, retry: RetryPolicy | None, timeout: float | None
+    ) -> None:
+        self._client = client
+        self._retry = retry
+        self._timeout = timeout
+        self.default_poll_policy = client.default_poll_policy
+
+    async def fetch_status(self, task_id: str, kind: TaskKind[ResultT, Any]) -> TaskStatus[ResultT]:
+        return await self._client.fetch_status(
+            task_id, kind, retry=self._retry, timeout=self._timeout
+        )
 
 
 def _check_base_url(base_url: object, name: str = "base_url") -> None:

@@ -105,7 +105,9 @@ async def _fan_out(base_url: str, tasks: int, policy: PollPolicy | None) -> dict
     peak = 0
     errors = 0
     async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(AltcraftClient(base_url, token=TOKEN))
+        client = await stack.enter_async_context(
+            AltcraftClient(base_url, token=TOKEN, coalesce=False)
+        )
         receiver = None
         if policy is None:
             receiver = await stack.enter_async_context(FeedbackReceiver())

@@ -93,7 +93,7 @@ async def _release(waits: list[asyncio.Task[Any]]) -> None:
 async def _measure(base_url: str, count: int, top: int) -> dict[str, Any]:
     async with (
         aiohttp.ClientSession() as session,
-        AltcraftClient(base_url, token=TOKEN) as client,
+        AltcraftClient(base_url, token=TOKEN, coalesce=False) as client,  # a task per handle
     ):
         # Warm up: connections, converters, code paths (a wait that times out).
         task = await client.segments.refresh_counters(segment_id=7, resource_id=24)

@@ -634,7 +634,7 @@ async def test_client_default_timeout(fake, fmt):
 async def test_a_timed_out_read_is_retried(client, fake):
     fake.faults.next(SEG_GET, Fault.delay(0.5))
     chans = await client.segments.get_counters(
-        segment_id=7, resource_id=24, database_id=1, timeout=0.1
+        segment_id=7, resource_id=24, database_id=1, request_timeout=0.1
     )
     assert chans == sendable(fake.platform.segment_counters(7, 24))
     assert fake.calls(SEG_GET) == 2

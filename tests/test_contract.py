@@ -167,9 +167,16 @@ def test_every_sample_names_a_spec() -> None:
     assert set(SAMPLES) == set(SPECS_BY_NAME)
 
 
+#: Served by the fake for ``client.request`` (README, tests/test_request.py), modelled by no spec.
+UNMODELLED = {"databases/list"}
+
+
 def test_the_fake_serves_exactly_the_specs() -> None:
-    assert set(ENDPOINTS) == set(SPECS_BY_PATH)
+    assert set(ENDPOINTS) == set(SPECS_BY_PATH) | UNMODELLED
     for path, endpoint in ENDPOINTS.items():
+        if path in UNMODELLED:
+            assert not (endpoint.admin or endpoint.starts_task), path
+            continue
         spec = SPECS_BY_PATH[path]
         assert (endpoint.admin, endpoint.starts_task) == (spec.admin, spec.starts_task), path
 

@@ -198,9 +198,13 @@ async def test_the_concurrency_bound_holds_as_the_fake_measures_it(concurrency: 
 
 
 async def test_repeated_refs_each_start_their_own_task() -> None:
+    """Without coalescing (tests/test_coalesce.py has the default, one shared task)."""
     async with env(segments=2, resources=1, task_plan=TaskPlan.after_polls(1)) as (fake, client):
         ref = segment_refs(fake)[1]
-        outcomes = [o async for o in client.segments.refresh_many([ref] * 30, concurrency=10)]
+        outcomes = [
+            o
+            async for o in client.segments.refresh_many([ref] * 30, concurrency=10, coalesce=False)
+        ]
         assert [o.ref for o in outcomes] == [ref] * 30
         expected = fake.platform.segment_counters(ref.segment_id, ref.resource_id)
         assert all(o.result is not None and counters(o.result[0]) == expected for o in outcomes)

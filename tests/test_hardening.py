@@ -161,7 +161,7 @@ async def test_calls_queued_for_a_connection_keep_their_whole_timeout() -> None:
     tasks: list[Any] = []
     async with serve() as fake:
         fake.faults.script(SEG_REFRESH, Fault.delay(0.15))
-        options = {"max_connections": 1, "timeout": 0.4, "retry": NO_RETRY}
+        options = {"max_connections": 1, "timeout": 0.4, "retry": NO_RETRY, "coalesce": False}
         async with client_of(fake.url, trace_configs=[trace], **options) as client:
 
             async def start() -> None:

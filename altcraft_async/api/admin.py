@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._retry import RetryPolicy
 from ..models import QueueGroup, SenderQueueStats
-from ._base import Caller
+from ._base import Caller, read
 from ._specs import ADMIN_SENDER_QUEUE_STATS
 
 __all__ = ["AdminAPI"]
@@ -25,6 +25,7 @@ class AdminAPI:
         isp: str | None = None,
         group: QueueGroup | None = None,
         timeout: float | None = None,
+        request_timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> list[SenderQueueStats]:
         """``POST admin/senders/queue/stats/``: message counts in a sender's queue.
@@ -33,7 +34,8 @@ class AdminAPI:
         (also when the client has no admin token; nothing sent), PermissionDeniedError (403)
         and the other APIError subclasses, TransportError, HTTPStatusError, DecodeError.
         """
-        result: list[SenderQueueStats] = await self._caller.call(
+        result: list[SenderQueueStats] = await read(
+            self._caller,
             ADMIN_SENDER_QUEUE_STATS,
             {
                 "sender_id": sender_id,
@@ -43,6 +45,7 @@ class AdminAPI:
                 "group": group,
             },
             timeout=timeout,
+            request_timeout=request_timeout,
             retry=retry,
         )
         return result

@@ -10,7 +10,7 @@ from .._fanout import FanOut
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import ChannelCounters, CountersSnapshot, DatabaseRef, Feedback
-from ._base import Caller, refresh_and_wait, refresh_many, start_task
+from ._base import Caller, read, refresh_and_wait, refresh_many, start_task
 from ._specs import DATABASE_COUNTERS, DATABASES_GET_COUNTERS
 
 if TYPE_CHECKING:
@@ -20,7 +20,8 @@ __all__ = ["DatabasesAPI"]
 
 
 class DatabasesAPI:
-    """Database counters (``databases/get_counters``, ``databases/refresh_counters``).
+    """Database counters (``databases/get_counters``, ``databases/refresh_counters``);
+    options as ``client.segments``'.
 
     The Altcraft pages of these two calls are not among the ones this SDK was built from:
     their wire shape is that of their siblings (``segments/get_counters`` and
@@ -36,13 +37,18 @@ class DatabasesAPI:
         database_id: int,
         resource_id: int,
         timeout: float | None = None,
+        request_timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> list[ChannelCounters]:
         """``POST databases/get_counters``: the last computed counters of every profile of
         the database on the resource, per channel. Errors as ``segments.get_counters``."""
-        args = {"database_id": database_id, "resource_id": resource_id}
-        result: list[ChannelCounters] = await self._caller.call(
-            DATABASES_GET_COUNTERS, args, timeout=timeout, retry=retry
+        result: list[ChannelCounters] = await read(
+            self._caller,
+            DATABASES_GET_COUNTERS,
+            {"database_id": database_id, "resource_id": resource_id},
+            timeout=timeout,
+            request_timeout=request_timeout,
+            retry=retry,
         )
         return result
 
@@ -53,13 +59,22 @@ class DatabasesAPI:
         resource_id: int,
         feedback: Feedback | FeedbackReceiver | None = None,
         timeout: float | None = None,
+        request_timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        coalesce: bool | None = None,
     ) -> Task:
         """``POST databases/refresh_counters``: start a recount; returns the task handle
-        (``feedback`` and retries as ``resources.refresh_counters``)."""
+        (``feedback``, coalescing and retries as ``resources.refresh_counters``)."""
         args = {"database_id": database_id, "resource_id": resource_id}
         return await start_task(
-            self._caller, DATABASE_COUNTERS, args, feedback=feedback, timeout=timeout, retry=retry
+            self._caller,
+            DATABASE_COUNTERS,
+            args,
+            feedback=feedback,
+            timeout=timeout,
+            request_timeout=request_timeout,
+            retry=retry,
+            coalesce=coalesce,
         )
 
     async def refresh_and_wait(
@@ -69,8 +84,11 @@ class DatabasesAPI:
         resource_id: int,
         feedback: Feedback | FeedbackReceiver | None = None,
         timeout: float | UseDefault | None = DEFAULT,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
+        coalesce: bool | None = None,
     ) -> list[CountersSnapshot]:
         """Refresh and wait for the new counters (as ``resources.refresh_and_wait``)."""
         args = {"database_id": database_id, "resource_id": resource_id}
@@ -80,8 +98,11 @@ class DatabasesAPI:
             args,
             feedback=feedback,
             timeout=timeout,
+            request_timeout=request_timeout,
+            retry=retry,
             policy=policy,
             on_progress=on_progress,
+            coalesce=coalesce,
         )
 
     def refresh_many(
@@ -90,8 +111,11 @@ class DatabasesAPI:
         *,
         concurrency: int = 50,
         timeout: float | UseDefault | None = DEFAULT,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
         policy: PollPolicy | None = None,
         fail_fast: bool = False,
+        coalesce: bool | None = None,
     ) -> FanOut[DatabaseRef]:
         """Refresh many databases; outcomes in completion order (as ``segments.refresh_many``)."""
         return refresh_many(
@@ -101,6 +125,9 @@ class DatabasesAPI:
             DatabaseRef,
             concurrency=concurrency,
             timeout=timeout,
+            request_timeout=request_timeout,
+            retry=retry,
             policy=policy,
             fail_fast=fail_fast,
+            coalesce=coalesce,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._retry import RetryPolicy
 from ..models import Match, RelationInfo
-from ._base import Caller
+from ._base import Caller, read
 from ._specs import RELATIONS_GET_COUNTER
 
 __all__ = ["RelationsAPI"]
@@ -23,6 +23,7 @@ class RelationsAPI:
         match: Match,
         resource_id: int | None = None,
         timeout: float | None = None,
+        request_timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> RelationInfo:
         """``POST relations/get_counter``: the relation info of the profile ``match`` finds.
@@ -31,10 +32,12 @@ class RelationsAPI:
         InvalidRequestError (nothing sent), APIError subclasses, TransportError,
         HTTPStatusError, DecodeError.
         """
-        result: RelationInfo = await self._caller.call(
+        result: RelationInfo = await read(
+            self._caller,
             RELATIONS_GET_COUNTER,
             {"relation_id": relation_id, "match": match, "resource_id": resource_id},
             timeout=timeout,
+            request_timeout=request_timeout,
             retry=retry,
         )
         return result

@@ -10,7 +10,7 @@ from .._kinds import COUNTERS, ResultT, TaskKind, WaitResultT
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import CountersSnapshot, TaskStatus
-from ._base import Caller
+from ._base import Caller, check_task_id, read_status, wait_task
 from ._specs import TASKS_STATUS, kind_named
 
 __all__ = ["TasksAPI"]
@@ -23,17 +23,26 @@ class TasksAPI:
         self._caller = caller
 
     async def status(
-        self, task_id: str, *, timeout: float | None = None, retry: RetryPolicy | None = None
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = None,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> TaskStatus:
         """``POST tasks/status``: one status request (retried as a read).
 
         Raises InvalidRequestError (empty id), APIError subclasses, TransportError,
         HTTPStatusError, DecodeError.
         """
-        result: TaskStatus = await self._caller.call(
-            TASKS_STATUS, {"task_id": task_id}, timeout=timeout, retry=retry
+        return await read_status(
+            self._caller,
+            TASKS_STATUS,
+            task_id,
+            timeout=timeout,
+            request_timeout=request_timeout,
+            retry=retry,
         )
-        return result
 
     @overload
     def task(self, task_id: str) -> Task: ...
@@ -46,8 +55,7 @@ class TasksAPI:
     def task(self, task_id: str, *, kind: TaskKind[Any, Any] | None = None) -> Task[Any, Any]:
         """A handle on an existing task id (e.g. one stored in a database). Its result is
         read as ``kind`` says (counters when omitted: the start call is not known)."""
-        if not isinstance(task_id, str) or not task_id.strip():
-            raise InvalidRequestError(f"task_id must be a non-empty str, got {task_id!r}")
+        check_task_id(task_id)
         return self._caller.new_task(task_id, _checked_kind(kind))
 
     @overload
@@ -81,12 +89,22 @@ class TasksAPI:
         task_id: str,
         *,
         timeout: float | UseDefault | None = DEFAULT,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
         policy: PollPolicy | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> list[CountersSnapshot]:
-        """Wait for a refresh task by id and return its counters (see :meth:`Task.wait`)."""
-        return await self.task(task_id).wait(
-            timeout=timeout, policy=policy, on_progress=on_progress
+        """Wait for a refresh task by id and return its counters (see :meth:`Task.wait`);
+        ``retry`` and ``request_timeout`` apply to each status poll."""
+        return await wait_task(
+            self._caller,
+            task_id,
+            COUNTERS,
+            timeout=timeout,
+            request_timeout=request_timeout,
+            retry=retry,
+            policy=policy,
+            on_progress=on_progress,
         )
 
 

@@ -299,11 +299,22 @@ def queue_stats(ctx: Context, params: Mapping[str, Any]) -> Any:
     )
 
 
+def database_list(ctx: Context, params: Mapping[str, Any]) -> Any:
+    """``databases/list``: the platform's databases, by id. The SDK does not model this call
+    (``client.request`` reaches it); the real platform's rows carry more fields, the fake's
+    only the two its tests and the README example read: ``id`` and ``name``."""
+    return [
+        {"id": db.id, "name": db.name}
+        for db in sorted(ctx.platform.databases.values(), key=lambda db: db.id)
+    ]
+
+
 #: Served paths, exactly as documented (``admin/senders/queue/stats/`` keeps its slash; the
 #: ``databases/`` ones are inferred from their siblings, see ``api/_specs.py``).
 ENDPOINTS: dict[str, Endpoint] = {
     "segments/get_counters": Endpoint(get_counters),
     "databases/get_counters": Endpoint(database_counters),
+    "databases/list": Endpoint(database_list),
     "tasks/status": Endpoint(task_status),
     "relations/get_counter": Endpoint(relation_counter),
     "admin/senders/queue/stats/": Endpoint(queue_stats, admin=True),

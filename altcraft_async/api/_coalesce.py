@@ -1,0 +1,181 @@
+"""Coalesced task starts: in one client, a refresh of something already being refreshed joins
+that refresh instead of starting another server-side task.
+
+A start is keyed by its kind and its arguments (feedback excluded, see ``api._base``). The key
+is *running* from the moment its start request is sent until this client learns the task
+ended, that is:
+
+- while the start is in flight, concurrent starters of the key await that same start;
+- once it answered, callers get handles on the same task id (and single-flight polling then
+  makes all their waits share one poll);
+- the key is released when any status this client reads says the task ended (succeeded or
+  failed), when the start fails, or when no handle on the task is left (a task nobody holds
+  is never joined: its result could be arbitrarily old). A wait's :class:`TaskTimeoutError`
+  releases nothing: the task may well be running still.
+
+A start that failed with an answer (an API error, an HTTP error, an unreadable reply, bad
+arguments) fails every caller that joined it; a start that got no answer (cancelled, timed
+out, connection lost) is tried again by the callers that joined it, one of them leading,
+since a reason of the leader's own (its shorter deadline, its cancellation) is not theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, Generic, TypeVar
+
+from .._errors import (
+    APIError,
+    DecodeError,
+    HTTPStatusError,
+    InvalidRequestError,
+    RequestTimeoutError,
+)
+
+__all__ = ["StartCoalescer", "start_key"]
+
+HandleT = TypeVar("HandleT")
+
+#: Failures of a start that are the server's (or the arguments') answer: shared by its joiners.
+_ANSWERS = (APIError, HTTPStatusError, DecodeError, InvalidRequestError)
+
+
+def start_key(kind_name: str, path: str, args: Mapping[str, Any]) -> Hashable | None:
+    """The key two starts share when they would start the same task: the kind, the start
+    call and its arguments (None values are absent on the wire, so absent here; the type
+    name keeps ``True`` apart from ``1``). None when an argument is unhashable: such a start
+    is not coalesced (its build refuses it anyway)."""
+    items = tuple(
+        sorted(
+            (name, type(value).__name__, value) for name, value in args.items() if value is not None
+        )
+    )
+    key = (kind_name, path, items)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class _Entry:
+    """One running key: its start (a future of the task id, or of the reason it failed) and
+    how many handles on its task are alive."""
+
+    __slots__ = ("handles", "started", "task_id")
+
+    def __init__(self, started: asyncio.Future[str | BaseException | None]) -> None:
+        self.started = started
+        self.task_id: str | None = None
+        self.handles = 0
+
+
+class StartCoalescer(Generic[HandleT]):
+    """The running starts of one client, by :func:`start_key`."""
+
+    __slots__ = ("_by_task", "_entries")
+
+    def __init__(self) -> None:
+        self._entries: dict[Hashable, _Entry] = {}
+        self._by_task: dict[str, Hashable] = {}
+
+    def __repr__(self) -> str:
+        return f"<StartCoalescer running={len(self._entries)}>"
+
+    def running(self) -> int:
+        """Keys running right now (started by this client, not seen ended)."""
+        return len(self._entries)
+
+    async def start_or_join(
+        self,
+        key: Hashable,
+        start: Callable[[], Awaitable[HandleT]],
+        join: Callable[[str], HandleT],
+        task_id_of: Callable[[HandleT], str],
+        *,
+        deadline: float | None,
+        endpoint: str,
+    ) -> HandleT:
+        """A handle on the task of ``key``: ``start()``'s when nothing runs under the key,
+        else ``join(task_id)`` of the running one (after its start, if still in flight)."""
+        while True:
+            entry = self._entries.get(key)
+            if entry is None:
+                return await self._lead(key, start, task_id_of)
+            if entry.task_id is None:
+                outcome = await _within(entry.started, deadline, endpoint)
+                if outcome is None:
+                    continue  # the start got no answer: try again, maybe leading
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            assert entry.task_id is not None
+            return self._hold(key, entry, join(entry.task_id))
+
+    def clear(self) -> None:
+        """Forget every running key (the client is closing: nothing is joined after it)."""
+        self._entries.clear()
+        self._by_task.clear()
+
+    def finished(self, task_id: str) -> None:
+        """A status of ``task_id`` said it ended: later starts of its key start afresh."""
+        key = self._by_task.pop(task_id, None)
+        if key is not None:
+            entry = self._entries.get(key)
+            if entry is not None and entry.task_id == task_id:
+                del self._entries[key]
+
+    async def _lead(
+        self,
+        key: Hashable,
+        start: Callable[[], Awaitable[HandleT]],
+        task_id_of: Callable[[HandleT], str],
+    ) -> HandleT:
+        started: asyncio.Future[str | BaseException | None]
+        started = asyncio.get_running_loop().create_future()
+        entry = self._entries[key] = _Entry(started)
+        try:
+            handle = await start()
+        except BaseException as error:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+            started.set_result(error if isinstance(error, _ANSWERS) else None)
+            raise
+        entry.task_id = task_id = task_id_of(handle)
+        self._by_task[task_id] = key
+        started.set_result(task_id)
+        return self._hold(key, entry, handle)
+
+    def _hold(self, key: Hashable, entry: _Entry, handle: HandleT) -> HandleT:
+        """Count ``handle`` as one on the entry's task until it is garbage."""
+        entry.handles += 1
+        finalizer = weakref.finalize(handle, self._let_go, key, entry)
+        finalizer.atexit = False
+        return handle
+
+    def _let_go(self, key: Hashable, entry: _Entry) -> None:
+        entry.handles -= 1
+        if entry.handles == 0 and self._entries.get(key) is entry:
+            del self._entries[key]
+            if entry.task_id is not None and self._by_task.get(entry.task_id) == key:
+                del self._by_task[entry.task_id]
+
+
+async def _within(
+    started: asyncio.Future[str | BaseException | None], deadline: float | None, endpoint: str
+) -> str | BaseException | None:
+    """The outcome of a start this caller joined, awaited until its own ``deadline`` at most
+    (its cancellation or deadline leaves the start alone: others may be waiting for it)."""
+    if deadline is None:
+        return await asyncio.shield(started)
+    try:
+        async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+            return await asyncio.shield(started)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"{endpoint}: no time left waiting for the start this call joined",
+            endpoint=endpoint,
+            sent=True,  # the joined start may well have started the task
+        ) from None
