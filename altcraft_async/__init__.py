@@ -3,6 +3,7 @@
 Everything public is re-exported here; modules with a leading underscore are private.
 Imports flow downward only::
 
+    _version          __version__ (a leaf: the client's User-Agent and the CLI read it)
     _errors           the exception tree (stdlib only)
     _secret           Secret, HiddenStr: the tokens as objects no repr shows (stdlib only)
     models/           frozen attrs models; _checks: argument checks shared with _sansio
@@ -69,6 +70,7 @@ from ._poll import Backoff, PollPolicy
 from ._ratelimit import RateLimiter, RateLimiterProtocol
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, AsyncTransport, HTTPRequest, HTTPResponse
+from ._version import __version__
 from .models import (
     ChannelCounters,
     CountersSnapshot,
@@ -88,8 +90,6 @@ from .models import (
 
 if _typing.TYPE_CHECKING:
     from ._feedback import FeedbackReceiver
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -35,6 +35,7 @@ from ._sansio import Auth, EndpointSpec
 from ._secret import Secret
 from ._send import SendPath
 from ._transport import DEFAULT_MAX_RESPONSE_SIZE, AiohttpTransport, AsyncTransport
+from ._version import __version__
 from .api._base import read
 from .api._coalesce import StartCoalescer
 from .api._request import check_path, check_plain, request_spec
@@ -524,8 +525,6 @@ def _user_agent(headers: Mapping[str, str] | None) -> str:
     for key, value in (headers or {}).items():
         if key.lower() == "user-agent":
             return value
-    from . import __version__  # the package is loaded by the time a client is made
-
     return f"altcraft-async/{__version__}"
 
 

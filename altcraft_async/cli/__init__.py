@@ -20,8 +20,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from .. import __version__
 from .._errors import AltcraftError
+from .._version import __version__
 from . import _local, _remote
 from ._output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Runner, UsageError, redact
 
