@@ -200,8 +200,10 @@ async def test_a_wait_after_a_timeout_still_hears_the_webhook() -> None:
             snapshots = await task.wait(timeout=10)
         assert counters_of(snapshots) == expected(fake)
         assert receiver.received == 1
-        # one poll: the first wait's last look before its deadline; the second heard the push
-        assert fake.calls("tasks/status") == 1
+        # at most one poll, the first wait's last look before its deadline (a runner that
+        # starts the 50 ms wait late skips it: the task was not done anyway); the second wait
+        # heard the push and polled not at all
+        assert fake.calls("tasks/status") <= 1
 
 
 async def test_a_bare_callback_path_is_matched_by_the_payloads_task_id() -> None:
