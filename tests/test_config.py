@@ -213,12 +213,14 @@ def test_base_url_stays_the_first_positional_argument() -> None:
 
 
 async def test_a_view_sends_with_its_own_timeout_and_a_call_argument_wins() -> None:
+    # the view's timeout= is its tries' default; a call's request_timeout= is its own tries'
+    # (a call's timeout= bounds the whole call: tests/test_api_surface.py)
     transport = RecordingTransport()
     async with client_over(transport, timeout=30) as client:
         quick = client.with_options(timeout=2.5)
         await quick.segments.get_counters(**SEG)
         await client.segments.get_counters(**SEG)
-        await quick.segments.get_counters(**SEG, timeout=4)
+        await quick.segments.get_counters(**SEG, request_timeout=4)
         task = await quick.segments.refresh_counters(**SEG)
         await task.status()  # the handle polls through the view that started it
     assert transport.timeouts() == [2.5, 30.0, 4.0, 2.5, 2.5]
