@@ -542,6 +542,11 @@ def _plain_model(cls: Any) -> bool:
     (what __init__ would do and the generated decoder does not)."""
     if getattr(cls, "__parameters__", ()) or get_origin(cls) is not None:
         return False
+    return _plain_fields(cls)
+
+
+def _plain_fields(cls: Any) -> bool:
+    """:func:`_plain_model` but for generics (whose field types the caller knows)."""
     if hasattr(cls, "__attrs_post_init__") or hasattr(cls, "__attrs_pre_init__"):
         return False
     if "__attrs_cached_hash" in getattr(cls, "__slots__", ()):
@@ -657,6 +662,7 @@ def _task_status_hook(
     :class:`TaskFailedError`."""
     status_hook = converter.get_structure_hook(str)
     progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
+    new_status = _status_maker()
 
     def factory(cls: Any) -> Callable[[Any, Any], TaskStatus[Any]]:
         args = get_args(cls)
@@ -672,14 +678,39 @@ def _task_status_hook(
                 raise ValueError("the reply has no task status")
             progress = progress_hook(value.get("progress"), float | None)
             if status in SUCCESS_STATUSES:
-                return TaskStatus(status, progress, result_hook(value.get("result"), result_type))
+                return new_status(status, progress, result_hook(value.get("result"), result_type))
             if status in FAILURE_STATUSES:
-                return TaskStatus(status, progress, empty, failure_result=value.get("result"))
-            return TaskStatus(status, progress, empty)
+                return new_status(status, progress, empty, value.get("result"))
+            return new_status(status, progress, empty)
 
         return hook
 
     return factory
+
+
+def _status_maker() -> Callable[..., TaskStatus[Any]]:
+    """``TaskStatus(status, progress, result, failure_result)`` without its frozen __init__
+    (as the generated decoders make models), while its fields are exactly these four slots."""
+    names = ("status", "progress", "result", "failure_result")
+    if tuple(item.name for item in attrs.fields(TaskStatus)) != names or not _plain_fields(
+        TaskStatus
+    ):
+        return TaskStatus
+    set_status, set_progress, set_result, set_failure = (
+        vars(TaskStatus)[name].__set__ for name in names
+    )
+
+    def new_status(
+        status: str, progress: float | None, result: Any, failure_result: Any = None
+    ) -> TaskStatus[Any]:
+        made: TaskStatus[Any] = object.__new__(TaskStatus)
+        set_status(made, status)
+        set_progress(made, progress)
+        set_result(made, result)
+        set_failure(made, failure_result)
+        return made
+
+    return new_status
 
 
 def _empty_result(result_type: Any) -> Any:

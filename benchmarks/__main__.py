@@ -86,7 +86,7 @@ def _table(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -
 
 def _in_thousands(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        key: round(value / 1000, 1) if isinstance(value, int) and key != "calls" else value
+        key: f"{value / 1000:.1f}" if isinstance(value, int) and key != "calls" else value
         for key, value in row.items()
     }
 
