@@ -18,7 +18,7 @@ import codecs
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from types import NoneType, UnionType
+from types import MemberDescriptorType, NoneType, UnionType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
@@ -53,6 +53,7 @@ __all__ = [
     "escape_xml",
     "excerpt",
     "from_builtins",
+    "json_object_or_none",
     "parse",
     "structure",
     "to_builtins",
@@ -179,6 +180,16 @@ def parse(body: bytes, fmt: Format, *, endpoint: str = "") -> dict[str, Any]:
             transient=False,
         )
     return document
+
+
+def json_object_or_none(body: bytes) -> dict[str, Any] | None:
+    """A JSON body parsed as is if it is an object, else None (no error raised: for a fast
+    path whose caller falls back to :func:`parse`, which says what is wrong)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return document if type(document) is dict else None
 
 
 def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
@@ -481,13 +492,19 @@ def _tolerant(hook: Callable[[Any, Any], Any], default: Any) -> Callable[[Any, A
     return read
 
 
-def _model_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
+def _model_hook(converter: cattrs.Converter, xml: bool) -> Callable[[Any], Any]:
     """Structure attrs models from dicts; null or an empty value is an empty model (its
-    defaults), and informational fields (``models._meta``) are read tolerantly."""
+    defaults), and informational fields (``models._meta``) are read tolerantly.
+
+    A plain model gets a decoder generated for it (:func:`_generated_decoder`); any other
+    (validators, converters, a post-init, generics) cattrs's ``make_dict_structure_fn``."""
     from cattrs.gen import make_dict_structure_fn, override  # lazy: see the imports above
 
     def factory(cls: Any) -> Callable[[Any, Any], Any]:
         attrs.resolve_types(cls)
+        generated = _generated_decoder(converter, cls, xml)
+        if generated is not None:
+            return generated
         overrides = {
             item.name: override(
                 struct_hook=_tolerant(converter.get_structure_hook(item.type), item.default)
@@ -509,6 +526,128 @@ def _model_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
     return factory
 
 
+# --- generated decoders ---------------------------------------------------------------------
+#
+# What cattrs's make_dict_structure_fn does for a model, with the same hooks, rules, order and
+# errors, but cheaper: the instance is made with object.__new__ and its fields set through
+# their slots' own setters (a frozen attrs __init__ goes through object.__setattr__), and the
+# usual field types (str, int, int | None) are read inline, their hook called only for a value
+# off the usual path. As in cattrs's code, the fields with a default are read first (missing:
+# the default), then the required ones (missing: KeyError).
+
+
+def _plain_model(cls: Any) -> bool:
+    """Whether an instance of ``cls`` is exactly its fields: no validator, converter, pre- or
+    post-init, cached hash, init=False field, alias or default that depends on the instance
+    (what __init__ would do and the generated decoder does not)."""
+    if getattr(cls, "__parameters__", ()) or get_origin(cls) is not None:
+        return False
+    return _plain_fields(cls)
+
+
+def _plain_fields(cls: Any) -> bool:
+    """:func:`_plain_model` but for generics (whose field types the caller knows)."""
+    if hasattr(cls, "__attrs_post_init__") or hasattr(cls, "__attrs_pre_init__"):
+        return False
+    if "__attrs_cached_hash" in getattr(cls, "__slots__", ()):
+        return False
+    return all(
+        isinstance(vars(cls).get(item.name), MemberDescriptorType)  # a slot of its own
+        and item.init
+        and item.validator is None
+        and item.converter is None
+        and item.alias == item.name
+        and item.name.isidentifier()
+        and not (isinstance(item.default, attrs.Factory) and item.default.takes_self)  # type: ignore[arg-type]
+        for item in attrs.fields(cls)
+    )
+
+
+def _inline(
+    tp: Any, xml: bool, hook: Callable[[Any, Any], Any], converter: cattrs.Converter
+) -> str | None:
+    """An expression reading ``v`` as ``tp`` exactly as ``hook`` does, for the usual field
+    types; None for the others (the hook is called)."""
+    if tp is str and hook is _str:
+        return "v if type(v) is str else _str(v, str)"
+    optional = _is_optional(tp) and int in get_args(tp)
+    if tp is not int and not optional:
+        return None
+    if converter.get_structure_hook(int) is not (_xml_int if xml else _json_int):
+        return None
+    if xml:  # up to 18 ASCII digits always fit in 64 bits: no range check
+        read = (
+            "int(v) if type(v) is str and len(v) <= 18 and v.isascii() and v.isdigit()"
+            " else _xml_int(v, int)"
+        )
+    else:
+        read = "v if type(v) is int and -_INT_LIMIT <= v < _INT_LIMIT else _json_int(v, int)"
+    return f"None if v is None or v == '' else ({read})" if optional else read
+
+
+def _generated_decoder(
+    converter: cattrs.Converter, cls: Any, xml: bool
+) -> Callable[[Any, Any], Any] | None:
+    """The decoder of a plain model (:func:`_plain_model`), or None for cattrs to make one."""
+    if not _plain_model(cls):
+        return None
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "_new": object.__new__,
+        "_MISSING": _MISSING,
+        "_is_empty": _is_empty,
+        "_fail": _fail,
+        "_str": _str,
+        "_json_int": _json_int,
+        "_xml_int": _xml_int,
+        "_INT_LIMIT": _INT_LIMIT,
+        "what": f"an object for {cls.__name__}",
+    }
+    lines = [
+        "def decode(value, _):",
+        "    if type(value) is not dict:",
+        "        if not _is_empty(value):",
+        "            raise _fail(value, what)",
+        "        value = {}",
+        "    self = _new(cls)",
+    ]
+    fields = attrs.fields(cls)
+    with_default = [item for item in fields if item.default is not attrs.NOTHING]
+    required = [item for item in fields if item.default is attrs.NOTHING]
+    for number, item in enumerate([*with_default, *required]):
+        name = item.name
+        hook = converter.get_structure_hook(item.type)
+        expression = None
+        if item.metadata.get(INFORMATIONAL):
+            hook = _tolerant(hook, item.default)
+        else:
+            expression = _inline(item.type, xml, hook, converter)
+        namespace[f"hook{number}"], namespace[f"type{number}"] = hook, item.type
+        # the slot's own setter: cheaper than object.__setattr__ (what a frozen __init__ uses)
+        namespace[f"set{number}"] = vars(cls)[name].__set__
+        expression = expression or f"hook{number}(v, type{number})"
+        lines.append(f"    v = value.get({name!r}, _MISSING)")
+        if item.default is attrs.NOTHING:
+            lines += ["    if v is _MISSING:", f"        raise KeyError({name!r})"]
+            lines.append(f"    set{number}(self, {expression})")
+            continue
+        default = item.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            namespace[f"default{number}"] = default.factory
+            missing = f"default{number}()"
+        else:
+            namespace[f"default{number}"] = default
+            missing = f"default{number}"
+        lines.append(f"    set{number}(self, {missing} if v is _MISSING else {expression})")
+    lines.append("    return self")
+    exec("\n".join(lines), namespace)  # our own code, made from the model's fields
+    decoder: Callable[[Any, Any], Any] = namespace["decode"]
+    return decoder
+
+
+_MISSING = object()
+
+
 def _is_task_status(cls: Any) -> bool:
     return cls is TaskStatus or get_origin(cls) is TaskStatus
 
@@ -523,6 +662,7 @@ def _task_status_hook(
     :class:`TaskFailedError`."""
     status_hook = converter.get_structure_hook(str)
     progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
+    new_status = _status_maker()
 
     def factory(cls: Any) -> Callable[[Any, Any], TaskStatus[Any]]:
         args = get_args(cls)
@@ -538,14 +678,39 @@ def _task_status_hook(
                 raise ValueError("the reply has no task status")
             progress = progress_hook(value.get("progress"), float | None)
             if status in SUCCESS_STATUSES:
-                return TaskStatus(status, progress, result_hook(value.get("result"), result_type))
+                return new_status(status, progress, result_hook(value.get("result"), result_type))
             if status in FAILURE_STATUSES:
-                return TaskStatus(status, progress, empty, failure_result=value.get("result"))
-            return TaskStatus(status, progress, empty)
+                return new_status(status, progress, empty, value.get("result"))
+            return new_status(status, progress, empty)
 
         return hook
 
     return factory
+
+
+def _status_maker() -> Callable[..., TaskStatus[Any]]:
+    """``TaskStatus(status, progress, result, failure_result)`` without its frozen __init__
+    (as the generated decoders make models), while its fields are exactly these four slots."""
+    names = ("status", "progress", "result", "failure_result")
+    if tuple(item.name for item in attrs.fields(TaskStatus)) != names or not _plain_fields(
+        TaskStatus
+    ):
+        return TaskStatus
+    set_status, set_progress, set_result, set_failure = (
+        vars(TaskStatus)[name].__set__ for name in names
+    )
+
+    def new_status(
+        status: str, progress: float | None, result: Any, failure_result: Any = None
+    ) -> TaskStatus[Any]:
+        made: TaskStatus[Any] = object.__new__(TaskStatus)
+        set_status(made, status)
+        set_progress(made, progress)
+        set_result(made, result)
+        set_failure(made, failure_result)
+        return made
+
+    return new_status
 
 
 def _empty_result(result_type: Any) -> Any:
@@ -572,7 +737,7 @@ def _make_converter(fmt: Format) -> cattrs.Converter:
     converter.register_structure_hook_func(_is_props, _props)
     converter.register_structure_hook_factory(_is_sequence, _sequence_hook(converter, xml))
     converter.register_structure_hook_factory(_is_optional, _optional_hook(converter))
-    converter.register_structure_hook_factory(attrs.has, _model_hook(converter))
+    converter.register_structure_hook_factory(attrs.has, _model_hook(converter, xml))
     # after the generic factories: a direct registration wins over them
     converter.register_structure_hook_factory(_is_task_status, _task_status_hook(converter))
     converter.register_unstructure_hook(datetime, _unstructure_datetime)

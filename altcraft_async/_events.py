@@ -99,5 +99,6 @@ async def emit(hooks: tuple[Hook, ...], event: RequestEvent | ResponseEvent) -> 
     """Call each hook with ``event`` in order, awaiting those that return an awaitable."""
     for hook in hooks:
         result = hook(event)
-        if inspect.isawaitable(result):
+        # most hooks are sync and return None: skip the isawaitable protocol checks for them
+        if result is not None and inspect.isawaitable(result):
             await result

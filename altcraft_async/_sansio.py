@@ -14,7 +14,16 @@ from typing import Any
 
 from attrs import Factory, field, frozen
 
-from ._codec import CONTENT_TYPES, Format, encode, excerpt, parse, structure, without_bom
+from ._codec import (
+    CONTENT_TYPES,
+    Format,
+    encode,
+    excerpt,
+    json_object_or_none,
+    parse,
+    structure,
+    without_bom,
+)
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
 from ._secret import HiddenStr, Secret
 from .models import Feedback, Match
@@ -219,6 +228,12 @@ def decode_reply(
     still read, so its error code and text are not lost.
     """
     ok_status = 200 <= status < 300
+    if ok_status and fmt == "json":  # the usual reply: a JSON object with error 0
+        envelope = json_object_or_none(body)
+        if envelope is not None and type(code := envelope.get("error")) is int and code == 0:
+            data = envelope.get("data")
+            return structure(data, spec.response, fmt, endpoint=spec.name, body=body)
+        # anything else, exactly as before (a BOM, an error, another format, no envelope)
     try:
         envelope = parse(body, fmt, endpoint=spec.name)
     except DecodeError:

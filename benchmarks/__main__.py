@@ -1,9 +1,14 @@
-"""``python -m benchmarks [--quick | --smoke] [--json PATH] [--only SECTION ...]``.
+"""``python -m benchmarks [--quick | --smoke] [--json PATH] [--only SECTION ...]``,
+``python -m benchmarks --instructions [--quick | --smoke] [--json PATH]``.
 
 Runs the four sections (see ``benchmarks/README.md``), prints one table per section and, with
 ``--json``, writes ``{"overhead": [...], "fanout": [...], "memory": {...}, "import": {...},
 "meta": {...}}``. ``--quick`` finishes in under a minute on two cores; ``--smoke`` shrinks
 everything further (it only proves that every part runs).
+
+``--instructions`` runs only the instruction count (``instructions.py``, valgrind): a table of
+instructions per call for raw aiohttp, ``floor`` and the SDK, and exit status 1 when the SDK's
+overhead over raw exceeds a budget of ``instructions.BUDGETS``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from attrs import frozen
 
 from .fanout import run_fanout
 from .importtime import run_import
+from .instructions import over_budget, run_instructions
 from .memory import run_memory
 from .overhead import run_overhead
 
@@ -76,6 +82,13 @@ def _table(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
     return "\n".join(lines)
+
+
+def _in_thousands(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: f"{value / 1000:.1f}" if isinstance(value, int) and key != "calls" else value
+        for key, value in row.items()
+    }
 
 
 def render(results: dict[str, Any]) -> str:
@@ -133,6 +146,24 @@ def render(results: dict[str, Any]) -> str:
                 ("tasks", "bytes_per_task", "peak_bytes_per_task", "rss_bytes_per_task"),
             )
         )
+    if "instructions" in results:
+        parts.append(
+            _table(
+                "Instructions per call (valgrind, client process only; thousands)",
+                [_in_thousands(row) for row in results["instructions"]],
+                (
+                    "endpoint",
+                    "format",
+                    "raw",
+                    "floor",
+                    "sdk",
+                    "floor_over_raw",
+                    "sdk_over_raw",
+                    "budget",
+                    "calls",
+                ),
+            )
+        )
     if "import" in results:
         parts.append(
             _table(
@@ -151,10 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="tiny sizes: only proves it runs")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results here")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="only the instruction count (valgrind); exit 1 when over a budget",
+    )
     args = parser.parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
     sizes = MODES[name]
-    sections = args.only or SECTIONS
+    sections = ("instructions",) if args.instructions else args.only or SECTIONS
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -162,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     log(f"benchmarks ({name} mode): {', '.join(sections)}")
+    if "instructions" in sections:
+        results["instructions"] = run_instructions(mode=name, log=log)
     if "overhead" in sections:
         results["overhead"] = run_overhead(
             rounds=sizes.overhead_rounds, duration=sizes.overhead_seconds, log=log
@@ -191,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{name} run: {meta['seconds']} s on {meta['nproc']} x {meta['cpu']}")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    over = over_budget(results.get("instructions", ()))
+    for line in over:
+        print(f"over budget: {line}", file=sys.stderr)
+    return 1 if over else 0
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ and serves until killed (or until stdin closes, so it never outlives its parent)
   (``Content-Type: application/xml``), else its JSON twin. The bytes are fixed, so the server
   costs the same whoever calls it: the SDK or raw aiohttp.
 - ``segments/refresh_counters``: a fresh task id each call.
-- ``tasks/status``: a task that never finishes (``processing``, progress 0), for the memory
-  benchmark.
+- ``tasks/status``: a task that never finishes (``processing``, progress 0), in the request's
+  format, for the memory benchmark and the instruction count of a running poll.
 - ``GET /_bench/stats``: requests served per endpoint and this process's CPU seconds.
 """
 
@@ -25,7 +25,14 @@ from aiohttp import web
 
 from ._proc import serve_until_stdin_closes
 
-__all__ = ["GET_COUNTERS_JSON", "GET_COUNTERS_XML", "make_app", "reply_for"]
+__all__ = [
+    "GET_COUNTERS_JSON",
+    "GET_COUNTERS_XML",
+    "STATUS_JSON",
+    "STATUS_XML",
+    "make_app",
+    "reply_for",
+]
 
 #: The documented XML reply of ``segments/get_counters``.
 GET_COUNTERS_XML = (
@@ -56,18 +63,27 @@ GET_COUNTERS_JSON = orjson.dumps(
     }
 )
 
-_STATUS_JSON = orjson.dumps(
+#: A running task's ``tasks/status`` reply (it never finishes), in both formats.
+STATUS_JSON = orjson.dumps(
     {
         "data": {"status": "processing", "progress": 0, "result": []},
         "error": 0,
         "error_text": "Successful operation",
     }
 )
+STATUS_XML = (
+    b"<xml><data><status>processing</status><progress>0</progress><result></result></data>"
+    b"<error>0</error><error_text>Successful operation</error_text></xml>"
+)
+
+
+def _is_xml(body: bytes, content_type: str) -> bool:
+    return content_type == "application/xml" or body[:1] == b"<"
 
 
 def reply_for(body: bytes, content_type: str) -> tuple[bytes, str]:
     """The fixed ``get_counters`` reply in the request's format."""
-    if content_type == "application/xml" or body[:1] == b"<":
+    if _is_xml(body, content_type):
         return GET_COUNTERS_XML, "application/xml"
     return GET_COUNTERS_JSON, "application/json"
 
@@ -89,9 +105,11 @@ def make_app() -> web.Application:
         return web.Response(body=orjson.dumps(data), content_type="application/json")
 
     async def task_status(request: web.Request) -> web.Response:
-        await request.read()
+        body = await request.read()
         counts["tasks/status"] += 1
-        return web.Response(body=_STATUS_JSON, content_type="application/json")
+        if _is_xml(body, request.content_type):
+            return web.Response(body=STATUS_XML, content_type="application/xml")
+        return web.Response(body=STATUS_JSON, content_type="application/json")
 
     async def stats(request: web.Request) -> web.Response:
         payload = {"requests": dict(counts), "cpu_s": time.process_time()}

@@ -73,3 +73,28 @@ def test_smoke_run_prints_every_row_and_writes_the_json(tmp_path: Path) -> None:
             assert any(cells[:2] == [fmt, concurrency] for cells in table_rows), (fmt, concurrency)
     for policy in ("default", "fixed-1s", "exponential", "push"):
         assert any(len(cells) > 1 and cells[1] == policy for cells in table_rows), policy
+
+
+def test_instruction_count_clients_all_run_natively() -> None:
+    """The program ``--instructions`` counts under valgrind, run without it: every figure's
+    child (each client, endpoint and format) makes its calls against the lean server and exits
+    0, so what valgrind counts is a run that succeeded."""
+    from benchmarks._icount import CLIENTS, ENDPOINTS
+    from benchmarks._proc import spawn
+
+    figures = [f"{c}:{e}:{f}" for c in CLIENTS for e in ENDPOINTS for f in ("json", "xml")]
+    command = [sys.executable, "-W", "error", "-m", "benchmarks._icount"]
+    with spawn("benchmarks._server") as server:
+        completed = subprocess.run(
+            [*command, server.base_url, "5", "2", "3,7", *figures],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = [line.split() for line in completed.stdout.splitlines()]
+    assert sorted((name, n) for name, n, _, _ in lines) == sorted(
+        (figure, n) for figure in figures for n in ("3", "7")
+    )
+    assert all(code == "0" for *_, code in lines)
