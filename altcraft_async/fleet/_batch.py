@@ -19,18 +19,39 @@ from typing import Literal
 from attrs import frozen
 
 from .._client import AltcraftClient
-from .._errors import APIError, TaskFailedError, TaskTimeoutError, TransportError
+from .._codec import to_builtins
+from .._errors import (
+    AltcraftError,
+    APIError,
+    DecodeError,
+    HTTPStatusError,
+    InvalidRequestError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+)
 from ..models import CountersSnapshot, SegmentRef
 from ._ledger import StartLedger
 
-__all__ = ["OutcomeState", "PairOutcome", "pair_id", "run_pair"]
+__all__ = [
+    "OutcomeState",
+    "PairOutcome",
+    "StartVerdict",
+    "pair_id",
+    "ref_of",
+    "run_pair",
+    "start_verdict",
+]
 
 CRASH_ENV = "ALTCRAFT_FLEET_CRASH_AFTER_SEND"
 
-#: ``done`` / ``failed`` / ``unknown`` are final; ``started`` (the wait's slice ended),
+#: ``done`` / ``failed`` / ``unknown`` are final; ``sending`` (a start in flight, as the run
+#: API reads a pair), ``started`` (the wait's slice ended),
 #: ``busy`` (another owner holds it), ``full`` (in-flight cap), ``released`` (the start never
 #: left), ``lost`` (another claim fenced this owner out) are for a later attempt.
-OutcomeState = Literal["done", "failed", "unknown", "started", "busy", "full", "released", "lost"]
+OutcomeState = Literal[
+    "done", "failed", "unknown", "sending", "started", "busy", "full", "released", "lost"
+]
 
 
 @frozen
@@ -47,6 +68,14 @@ class PairOutcome:
 def pair_id(ref: SegmentRef) -> str:
     """The ledger's name of a pair: ``segment.<segment>.<resource>.<database or 0>``."""
     return f"segment.{ref.segment_id}.{ref.resource_id}.{ref.database_id or 0}"
+
+
+def ref_of(pair: str) -> SegmentRef:
+    """The pair named ``pair`` by :func:`pair_id` (database 0 reads back as None)."""
+    kind, segment, resource, database = pair.split(".")
+    if kind != "segment":
+        raise InvalidRequestError(f"not a pair name: {pair!r}")
+    return SegmentRef(int(segment), int(resource), int(database) or None)
 
 
 async def run_pair(
@@ -66,14 +95,8 @@ async def run_pair(
             task = await client.segments.refresh_counters(
                 segment_id=ref.segment_id, resource_id=ref.resource_id, database_id=ref.database_id
             )
-        except TransportError as error:
-            if not error.sent:
-                await ledger.release(pair, owner, claim.fence)
-                return PairOutcome(ref, "released", detail=str(error))
-            raise  # may have started: the lease runs out and the pair is reported unknown
-        except APIError as error:  # refused by the platform: nothing started
-            await ledger.finish(pair, owner, claim.fence, failed=True, detail=str(error))
-            return PairOutcome(ref, "failed", detail=str(error))
+        except (TransportError, HTTPStatusError, APIError, DecodeError) as error:
+            return await _start_failed(ledger, pair, ref, owner, claim.fence, error)
         if os.environ.get(CRASH_ENV) == pair:
             os.kill(os.getpid(), signal.SIGKILL)
         if not await ledger.started(pair, owner, claim.fence, task.resume_token()):
@@ -89,6 +112,43 @@ async def run_pair(
     except TaskFailedError as error:
         await ledger.finish(pair, owner, claim.fence, failed=True, detail=str(error))
         return PairOutcome(ref, "failed", detail=str(error), task_id=task.task_id)
-    if not await ledger.finish(pair, owner, claim.fence):
+    stored = await ledger.finish(
+        pair, owner, claim.fence, result=to_builtins(result), task_id=task.task_id
+    )
+    if not stored:
         return PairOutcome(ref, "lost", result, task_id=task.task_id)
     return PairOutcome(ref, "done", result, task_id=task.task_id)
+
+
+#: What a failed start request means for its pair: ``released`` (provably never processed:
+#: startable again), ``failed`` (refused: nothing started), ``unknown`` (sent, reply lost:
+#: Altcraft may have created the task).
+StartVerdict = Literal["released", "failed", "unknown"]
+
+
+def start_verdict(error: AltcraftError) -> StartVerdict:
+    """The verdict on a start request that raised ``error`` (the SDK's rule: a start is
+    repeated only when it provably was not processed)."""
+    if isinstance(error, TransportError):
+        return "unknown" if error.sent else "released"
+    if isinstance(error, HTTPStatusError):
+        if error.status == 429:
+            return "released"  # rate-limited: not processed
+        return "unknown" if error.status >= 500 else "failed"
+    if isinstance(error, APIError):
+        return "failed"  # the platform's envelope says it refused the call
+    return "unknown"  # a reply that could not be read: the task may exist
+
+
+async def _start_failed(
+    ledger: StartLedger, pair: str, ref: SegmentRef, owner: str, fence: int, error: AltcraftError
+) -> PairOutcome:
+    verdict = start_verdict(error)
+    detail = f"{type(error).__name__}: {error}"
+    if verdict == "released":
+        await ledger.release(pair, owner, fence)
+    elif verdict == "failed":
+        await ledger.finish(pair, owner, fence, failed=True, detail=detail)
+    else:
+        await ledger.unsure(pair, owner, fence, f"the start may have gone out ({detail})")
+    return PairOutcome(ref, verdict, detail=detail)

@@ -28,6 +28,9 @@ What it adds to the local limiter:
   this process' next ``acquire`` script call: no extra round trip.
 - **Cancellation**: a cancelled waiter's slot is not given back (conservative).
 
+The same script counts the slots it granted (``granted`` in the key), so a run's progress can
+report the account's request rate without another write.
+
 Its one key, :func:`~altcraft_async.fleet._keys.rate_key`, expires ``idle_ttl`` seconds after
 the last reserved slot.
 """
@@ -75,6 +78,7 @@ if wait > horizon then
              'last_cut', string.format('%.0f', last_cut))
   return {-1, now, math.floor(interval)}
 end
+redis.call('HINCRBY', KEYS[1], 'granted', 1)
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval),
            'interval', string.format('%.0f', interval), 'last_cut', string.format('%.0f', last_cut))
 redis.call('PEXPIRE', KEYS[1], math.floor((slot + interval - now) / 1000) + tonumber(ARGV[7]))
