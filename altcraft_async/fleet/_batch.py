@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import AsyncExitStack
 from typing import Literal
 
 from attrs import frozen
 
+from .._awaiter import Task
 from .._client import AltcraftClient
 from .._codec import to_builtins
 from .._errors import (
@@ -32,6 +34,7 @@ from .._errors import (
 )
 from ..models import CountersSnapshot, SegmentRef
 from ._ledger import StartLedger
+from ._limiter import RedisRateLimiter
 
 __all__ = [
     "OutcomeState",
@@ -85,26 +88,28 @@ async def run_pair(
     owner: str,
     *,
     timeout: float | None = None,
+    limiter: RedisRateLimiter | None = None,
 ) -> PairOutcome:
     """Start ``ref``'s refresh unless the ledger says it was (then resume or report it), and
-    wait at most ``timeout`` seconds for its counters."""
+    wait at most ``timeout`` seconds for its counters.
+
+    ``limiter`` (the client's shared one): take the start's rate slot *before* claiming the
+    pair, so the ``sending`` window is one round trip, not a wait in the rate queue (a worker
+    killed while it waits must leave nothing ``sending``, or the pair would turn unknown)."""
     pair = pair_id(ref)
-    claim = await ledger.claim(pair, owner)
-    if claim.action == "start":
-        try:
-            task = await client.segments.refresh_counters(
-                segment_id=ref.segment_id, resource_id=ref.resource_id, database_id=ref.database_id
-            )
-        except (TransportError, HTTPStatusError, APIError, DecodeError) as error:
-            return await _start_failed(ledger, pair, ref, owner, claim.fence, error)
-        if os.environ.get(CRASH_ENV) == pair:
-            os.kill(os.getpid(), signal.SIGKILL)
-        if not await ledger.started(pair, owner, claim.fence, task.resume_token()):
-            return PairOutcome(ref, "lost", task_id=task.task_id)
-    elif claim.action == "resume" and claim.token is not None:
-        task = client.tasks.resume(claim.token)
-    else:
-        return PairOutcome(ref, claim.action, detail=claim.detail)  # type: ignore[arg-type]
+    async with AsyncExitStack() as prepaid:
+        if limiter is not None and await ledger.startable(pair):
+            await prepaid.enter_async_context(limiter.slot())  # the slot first, then the claim
+        claim = await ledger.claim(pair, owner)
+        if claim.action == "start":
+            begun = await _start(client, ledger, pair, ref, owner, claim.fence)
+            if isinstance(begun, PairOutcome):
+                return begun
+            task = begun
+        elif claim.action == "resume" and claim.token is not None:
+            task = client.tasks.resume(claim.token)
+        else:
+            return PairOutcome(ref, claim.action, detail=claim.detail)  # type: ignore[arg-type]
     try:
         result = await task.wait(timeout=timeout)
     except TaskTimeoutError:
@@ -118,6 +123,23 @@ async def run_pair(
     if not stored:
         return PairOutcome(ref, "lost", result, task_id=task.task_id)
     return PairOutcome(ref, "done", result, task_id=task.task_id)
+
+
+async def _start(
+    client: AltcraftClient, ledger: StartLedger, pair: str, ref: SegmentRef, owner: str, fence: int
+) -> Task | PairOutcome:
+    """Send the start the ledger gave ``owner`` and store its resume token (the window)."""
+    try:
+        task = await client.segments.refresh_counters(
+            segment_id=ref.segment_id, resource_id=ref.resource_id, database_id=ref.database_id
+        )
+    except (TransportError, HTTPStatusError, APIError, DecodeError) as error:
+        return await _start_failed(ledger, pair, ref, owner, fence, error)
+    if os.environ.get(CRASH_ENV) == pair:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if not await ledger.started(pair, owner, fence, task.resume_token()):
+        return PairOutcome(ref, "lost", task_id=task.task_id)
+    return task
 
 
 #: What a failed start request means for its pair: ``released`` (provably never processed:

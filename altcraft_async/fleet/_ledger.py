@@ -359,6 +359,19 @@ class StartLedger:
         """Hold a started pair ``hold`` seconds more; False when ``owner`` lost it."""
         return bool(await self._call(self._renew, pair, owner, fence, round(self.hold * 1000)))
 
+    async def startable(self, pair: str) -> bool:
+        """Whether a claim now would likely say ``start`` (the pair is free and the in-flight
+        cap not reached): one read, so a caller takes a rate slot only when it may start."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._keys(pair)[0], "state")
+            pipe.get(in_flight_key(self.account))
+            state, in_flight = await pipe.execute()
+        if state not in (None, b"unknown") or (
+            state == b"unknown" and self.on_unknown != "restart"
+        ):
+            return False
+        return self.max_in_flight is None or int(in_flight or 0) < self.max_in_flight
+
     async def pair(self, pair: str) -> PairState:
         """The pair's row as it is now."""
         row = await self._redis.hgetall(self._keys(pair)[0])  # type: ignore[misc]

@@ -39,7 +39,12 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from .._ratelimit import Sleep
 from ..models._checks import check_number
@@ -86,6 +91,10 @@ return {wait, now, math.floor(interval)}
 """
 
 _US = 1_000_000
+
+#: A slot taken ahead by :meth:`RedisRateLimiter.slot` (its pacing time), spent by the next
+#: ``acquire`` in the same task (context).
+_PREPAID: ContextVar[float | None] = ContextVar("altcraft_fleet_prepaid", default=None)
 
 
 class RedisRateLimiter:
@@ -141,6 +150,10 @@ class RedisRateLimiter:
     async def acquire(self, sleep: Sleep) -> float:
         """Wait for this request's slot on the account's schedule; returns its pacing time
         (``time.monotonic()`` when it asked)."""
+        prepaid = _PREPAID.get()
+        if prepaid is not None:
+            _PREPAID.set(None)
+            return prepaid
         paced_at = time.monotonic()
         while True:
             wait_us = await self._reserve()
@@ -152,6 +165,18 @@ class RedisRateLimiter:
                 await sleep(wait_us / _US)
             if time.monotonic() - target <= self.late_tolerance:
                 return paced_at
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Take the next request's slot now: the first request this task sends inside the
+        block goes without waiting again. The fleet claims a pair's start in the ledger only
+        once its slot has come, so a worker dying while it waits for a slot leaves nothing
+        ``sending`` (nothing that could turn ``unknown``)."""
+        token = _PREPAID.set(await self.acquire(anyio.sleep))
+        try:
+            yield
+        finally:
+            _PREPAID.reset(token)
 
     async def _reserve(self) -> int:
         cut, wins = self._cut_paced_us, self._wins

@@ -53,7 +53,14 @@ async def refresh_batch(
 
     async def one(ref: SegmentRef) -> None:
         outcomes.append(
-            await run_pair(ctx["altcraft_client"], ledger, ref, owner, timeout=settings["slice_s"])
+            await run_pair(
+                ctx["altcraft_client"],
+                ledger,
+                ref,
+                owner,
+                timeout=settings["slice_s"],
+                limiter=ctx["altcraft_limiter"],
+            )
         )
 
     async with anyio.create_task_group() as group:
@@ -119,6 +126,7 @@ def worker_settings(
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         limiter = RedisRateLimiter(ctx["redis"], rate=rate_limit, account=account)
+        ctx["altcraft_limiter"] = limiter
         ctx["altcraft_client"] = client(limiter)
         ctx["altcraft_fleet"] = {
             "account": account,
