@@ -151,8 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="tiny sizes: only proves it runs")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results here")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--fleet", action="store_true", help="only the fleet row (arq, Redis)")
     args = parser.parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.fleet:
+        from .fleet import main as fleet_main
+
+        return fleet_main(name, args.json)
     sizes = MODES[name]
     sections = args.only or SECTIONS
 
