@@ -187,8 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the instruction count (valgrind); exit 1 when over a budget",
     )
+    parser.add_argument("--fleet", action="store_true", help="only the fleet row (arq, Redis)")
     args = parser.parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.fleet:
+        from .fleet import main as fleet_main
+
+        return fleet_main(name, args.json)
     sizes = MODES[name]
     sections = ("instructions",) if args.instructions else args.only or SECTIONS
 

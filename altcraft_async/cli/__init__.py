@@ -5,7 +5,8 @@ Connection settings come from flags or ``ALTCRAFT_URL`` / ``ALTCRAFT_TOKEN`` /
 one line on stderr and exit non-zero, never with a traceback and never with the token.
 
 The commands are the rows of :data:`COMMANDS`; the parser is built from them. Imports flow one
-way: this module -> the commands (``_remote``: a real account; ``_local``: the embedded fake)
+way: this module -> the commands (``_remote``: a real account; ``_local``: the embedded fake;
+``_fleet``: a fleet run in Redis, importing redis only when one runs)
 -> ``_output``, and nothing imports this module back. A new command is one row here plus its
 two functions (one adds its options, one runs it); a new group of commands also gets a line in
 :data:`GROUPS`.
@@ -22,7 +23,7 @@ from typing import Any, NamedTuple
 
 from .._errors import AltcraftError
 from .._version import __version__
-from . import _local, _remote
+from . import _fleet, _local, _remote
 from ._output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Runner, UsageError, redact
 
 __all__ = ["main"]
@@ -56,6 +57,7 @@ GROUPS = {
     "tasks": "background tasks",
     "admin": "administrator API",
     "relations": "profile relations",
+    "fleet": "a refresh run across a fleet of workers (extra [fleet])",
 }
 
 #: Every command, in the order ``--help`` lists them.
@@ -136,6 +138,22 @@ COMMANDS: tuple[Command | Passthrough, ...] = (
         _local.demo_arguments,
         _local.demo,
         description=_local.DEMO_DESCRIPTION,
+    ),
+    Command(
+        "fleet start",
+        "start (or re-attach to) a fleet run over a CSV of segment refs",
+        _fleet.fleet_start_arguments,
+        _fleet.fleet_start,
+    ),
+    Command("fleet status", "a run's counters", _fleet.fleet_arguments, _fleet.fleet_status),
+    Command(
+        "fleet results", "a run's finished pairs", _fleet.fleet_arguments, _fleet.fleet_results
+    ),
+    Command(
+        "fleet unknown",
+        "pairs whose start may have gone out unrecorded (exit 1 if any)",
+        _fleet.fleet_arguments,
+        _fleet.fleet_unknown,
     ),
     Passthrough(
         "fake-server",

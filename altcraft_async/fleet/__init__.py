@@ -8,20 +8,29 @@ The core SDK never imports this package; it needs ``redis>=5`` (``pip install
     _ledger     StartLedger: claim -> sending -> started(token) -> done | failed | unknown,
                 fenced Lua scripts; the account's in-flight cap
     _batch      run_pair: one pair through the ledger (refresh_counters / tasks.resume /
-                Task.wait, nothing new on the wire)
+                Task.wait, nothing new on the wire); what a failed start means
+    _run        Fleet / FleetRun: start or re-attach to a run, progress, results, unknowns,
+                wait_pair (pub/sub); Engine, the protocol an engine adapter implements
     arq         extra [arq]: the batch job, enqueue_run, worker_settings (import it by name)
 """
 
-from ._batch import PairOutcome, pair_id, run_pair
+from ._batch import PairOutcome, pair_id, ref_of, run_pair, start_verdict
 from ._ledger import Claim, PairState, StartLedger
 from ._limiter import RedisRateLimiter
+from ._run import Engine, Fleet, FleetRun, RunProgress
 
 __all__ = [
     "Claim",
+    "Engine",
+    "Fleet",
+    "FleetRun",
     "PairOutcome",
     "PairState",
     "RedisRateLimiter",
+    "RunProgress",
     "StartLedger",
     "pair_id",
+    "ref_of",
     "run_pair",
+    "start_verdict",
 ]

@@ -14,23 +14,47 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import AsyncExitStack
 from typing import Literal
 
 from attrs import frozen
 
+from .._awaiter import Task
 from .._client import AltcraftClient
-from .._errors import APIError, TaskFailedError, TaskTimeoutError, TransportError
+from .._codec import to_builtins
+from .._errors import (
+    AltcraftError,
+    APIError,
+    DecodeError,
+    HTTPStatusError,
+    InvalidRequestError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+)
 from ..models import CountersSnapshot, SegmentRef
 from ._ledger import StartLedger
+from ._limiter import RedisRateLimiter
 
-__all__ = ["OutcomeState", "PairOutcome", "pair_id", "run_pair"]
+__all__ = [
+    "OutcomeState",
+    "PairOutcome",
+    "StartVerdict",
+    "pair_id",
+    "ref_of",
+    "run_pair",
+    "start_verdict",
+]
 
 CRASH_ENV = "ALTCRAFT_FLEET_CRASH_AFTER_SEND"
 
-#: ``done`` / ``failed`` / ``unknown`` are final; ``started`` (the wait's slice ended),
+#: ``done`` / ``failed`` / ``unknown`` are final; ``sending`` (a start in flight, as the run
+#: API reads a pair), ``started`` (the wait's slice ended),
 #: ``busy`` (another owner holds it), ``full`` (in-flight cap), ``released`` (the start never
 #: left), ``lost`` (another claim fenced this owner out) are for a later attempt.
-OutcomeState = Literal["done", "failed", "unknown", "started", "busy", "full", "released", "lost"]
+OutcomeState = Literal[
+    "done", "failed", "unknown", "sending", "started", "busy", "full", "released", "lost"
+]
 
 
 @frozen
@@ -49,6 +73,14 @@ def pair_id(ref: SegmentRef) -> str:
     return f"segment.{ref.segment_id}.{ref.resource_id}.{ref.database_id or 0}"
 
 
+def ref_of(pair: str) -> SegmentRef:
+    """The pair named ``pair`` by :func:`pair_id` (database 0 reads back as None)."""
+    kind, segment, resource, database = pair.split(".")
+    if kind != "segment":
+        raise InvalidRequestError(f"not a pair name: {pair!r}")
+    return SegmentRef(int(segment), int(resource), int(database) or None)
+
+
 async def run_pair(
     client: AltcraftClient,
     ledger: StartLedger,
@@ -56,32 +88,28 @@ async def run_pair(
     owner: str,
     *,
     timeout: float | None = None,
+    limiter: RedisRateLimiter | None = None,
 ) -> PairOutcome:
     """Start ``ref``'s refresh unless the ledger says it was (then resume or report it), and
-    wait at most ``timeout`` seconds for its counters."""
+    wait at most ``timeout`` seconds for its counters.
+
+    ``limiter`` (the client's shared one): take the start's rate slot *before* claiming the
+    pair, so the ``sending`` window is one round trip, not a wait in the rate queue (a worker
+    killed while it waits must leave nothing ``sending``, or the pair would turn unknown)."""
     pair = pair_id(ref)
-    claim = await ledger.claim(pair, owner)
-    if claim.action == "start":
-        try:
-            task = await client.segments.refresh_counters(
-                segment_id=ref.segment_id, resource_id=ref.resource_id, database_id=ref.database_id
-            )
-        except TransportError as error:
-            if not error.sent:
-                await ledger.release(pair, owner, claim.fence)
-                return PairOutcome(ref, "released", detail=str(error))
-            raise  # may have started: the lease runs out and the pair is reported unknown
-        except APIError as error:  # refused by the platform: nothing started
-            await ledger.finish(pair, owner, claim.fence, failed=True, detail=str(error))
-            return PairOutcome(ref, "failed", detail=str(error))
-        if os.environ.get(CRASH_ENV) == pair:
-            os.kill(os.getpid(), signal.SIGKILL)
-        if not await ledger.started(pair, owner, claim.fence, task.resume_token()):
-            return PairOutcome(ref, "lost", task_id=task.task_id)
-    elif claim.action == "resume" and claim.token is not None:
-        task = client.tasks.resume(claim.token)
-    else:
-        return PairOutcome(ref, claim.action, detail=claim.detail)  # type: ignore[arg-type]
+    async with AsyncExitStack() as prepaid:
+        if limiter is not None and await ledger.startable(pair):
+            await prepaid.enter_async_context(limiter.slot())  # the slot first, then the claim
+        claim = await ledger.claim(pair, owner)
+        if claim.action == "start":
+            begun = await _start(client, ledger, pair, ref, owner, claim.fence)
+            if isinstance(begun, PairOutcome):
+                return begun
+            task = begun
+        elif claim.action == "resume" and claim.token is not None:
+            task = client.tasks.resume(claim.token)
+        else:
+            return PairOutcome(ref, claim.action, detail=claim.detail)  # type: ignore[arg-type]
     try:
         result = await task.wait(timeout=timeout)
     except TaskTimeoutError:
@@ -89,6 +117,60 @@ async def run_pair(
     except TaskFailedError as error:
         await ledger.finish(pair, owner, claim.fence, failed=True, detail=str(error))
         return PairOutcome(ref, "failed", detail=str(error), task_id=task.task_id)
-    if not await ledger.finish(pair, owner, claim.fence):
+    stored = await ledger.finish(
+        pair, owner, claim.fence, result=to_builtins(result), task_id=task.task_id
+    )
+    if not stored:
         return PairOutcome(ref, "lost", result, task_id=task.task_id)
     return PairOutcome(ref, "done", result, task_id=task.task_id)
+
+
+async def _start(
+    client: AltcraftClient, ledger: StartLedger, pair: str, ref: SegmentRef, owner: str, fence: int
+) -> Task | PairOutcome:
+    """Send the start the ledger gave ``owner`` and store its resume token (the window)."""
+    try:
+        task = await client.segments.refresh_counters(
+            segment_id=ref.segment_id, resource_id=ref.resource_id, database_id=ref.database_id
+        )
+    except (TransportError, HTTPStatusError, APIError, DecodeError) as error:
+        return await _start_failed(ledger, pair, ref, owner, fence, error)
+    if os.environ.get(CRASH_ENV) == pair:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if not await ledger.started(pair, owner, fence, task.resume_token()):
+        return PairOutcome(ref, "lost", task_id=task.task_id)
+    return task
+
+
+#: What a failed start request means for its pair: ``released`` (provably never processed:
+#: startable again), ``failed`` (refused: nothing started), ``unknown`` (sent, reply lost:
+#: Altcraft may have created the task).
+StartVerdict = Literal["released", "failed", "unknown"]
+
+
+def start_verdict(error: AltcraftError) -> StartVerdict:
+    """The verdict on a start request that raised ``error`` (the SDK's rule: a start is
+    repeated only when it provably was not processed)."""
+    if isinstance(error, TransportError):
+        return "unknown" if error.sent else "released"
+    if isinstance(error, HTTPStatusError):
+        if error.status == 429:
+            return "released"  # rate-limited: not processed
+        return "unknown" if error.status >= 500 else "failed"
+    if isinstance(error, APIError):
+        return "failed"  # the platform's envelope says it refused the call
+    return "unknown"  # a reply that could not be read: the task may exist
+
+
+async def _start_failed(
+    ledger: StartLedger, pair: str, ref: SegmentRef, owner: str, fence: int, error: AltcraftError
+) -> PairOutcome:
+    verdict = start_verdict(error)
+    detail = f"{type(error).__name__}: {error}"
+    if verdict == "released":
+        await ledger.release(pair, owner, fence)
+    elif verdict == "failed":
+        await ledger.finish(pair, owner, fence, failed=True, detail=detail)
+    else:
+        await ledger.unsure(pair, owner, fence, f"the start may have gone out ({detail})")
+    return PairOutcome(ref, verdict, detail=detail)

@@ -12,8 +12,10 @@ __all__ = [
     "check_name",
     "counts_key",
     "in_flight_key",
+    "meta_key",
     "pair_key",
     "rate_key",
+    "refs_key",
     "unknown_key",
 ]
 
@@ -31,7 +33,8 @@ def check_name(what: str, value: object) -> str:
 
 
 def rate_key(account: str) -> str:
-    """The account's shared rate schedule: a hash (tat, interval, last_cut), with a TTL."""
+    """The account's shared rate schedule: a hash (tat, interval, last_cut, granted), with a
+    TTL."""
     return f"{PREFIX}:{account}:rate"
 
 
@@ -42,7 +45,8 @@ def in_flight_key(account: str) -> str:
 
 def pair_key(account: str, run: str, pair: str) -> str:
     """One pair of a run in the start ledger: a hash (state, owner, fence, lease, token,
-    detail, since), with the run's TTL."""
+    detail, result, task, since), with the run's TTL. Its name is also the pub/sub channel on
+    which the pair's final state is published."""
     return f"{PREFIX}:{account}:run:{run}:pair:{pair}"
 
 
@@ -55,3 +59,13 @@ def counts_key(account: str, run: str) -> str:
 def unknown_key(account: str, run: str) -> str:
     """The pairs of a run left ``unknown``: a set, with the run's TTL."""
     return f"{PREFIX}:{account}:run:{run}:unknown"
+
+
+def meta_key(account: str, run: str) -> str:
+    """A run's description: a hash (total, batch_size, created), with the run's TTL."""
+    return f"{PREFIX}:{account}:run:{run}:meta"
+
+
+def refs_key(account: str, run: str) -> str:
+    """A run's pairs, in order: a list of pair names, with the run's TTL."""
+    return f"{PREFIX}:{account}:run:{run}:refs"

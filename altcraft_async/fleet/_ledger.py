@@ -5,6 +5,7 @@ so the SDK remembers in Redis what it started. One hash per pair moves::
 
     (absent) --claim--> sending --started(token)--> started --finish--> done | failed
     sending, lease run out, claimed again      --> unknown   (reported; restarted only on opt-in)
+    sending, the start sent and its reply lost (timeout, 5xx) --> unknown   (at once)
     unknown --started(token) by the original sender (a zombie's late reply)--> started
     started --claim by anyone once the holder's lease ran out--> resume from the token
 
@@ -17,12 +18,17 @@ which a crash leaves the truth unknown is the start's own round trip: such a pai
 made with ``on_unknown="restart"``. ``max_in_flight`` caps the account's server-side tasks at
 once (sending or started, not finished): a claim past it answers ``full``.
 
+A pair reaching ``done`` / ``failed`` / ``unknown`` is PUBLISHed on a channel named like its
+key (the state is the message), so another process can await it without polling
+(``FleetRun.wait_pair``); a ``done`` pair keeps its result (builtins, as JSON) in its hash.
+
 Keys (``_keys``): the pair hashes, the run's counters hash and unknown set, the account's
 in-flight counter; each write renews the run's TTL.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import frozen
@@ -60,6 +66,13 @@ local function in_flight(by)
   redis.call('INCRBY', inflight, by)
   redis.call('PEXPIRE', inflight, ttl)
 end
+local function unknown_now(detail)
+  redis.call('HSET', k, 'state', 'unknown', 'detail', detail, 'since', now)
+  count('unknown', 1)
+  redis.call('SADD', unknown, pair)
+  in_flight(-1)
+  redis.call('PUBLISH', k, 'unknown')
+end
 """
 
 # ARGV[3..]: owner, lease ms, restart unknown (0/1), max in flight (0: none).
@@ -85,10 +98,7 @@ end
 if st == 'sending' then
   if tonumber(h[3]) > now then return {'busy', 0, tostring(h[3] - now)} end
   h[5] = 'the start was sent by ' .. h[2] .. ' and its task id never stored'
-  redis.call('HSET', k, 'state', 'unknown', 'detail', h[5], 'since', now)
-  count('unknown', 1)
-  redis.call('SADD', unknown, pair)
-  in_flight(-1)
+  unknown_now(h[5])
   st = 'unknown'
 end
 if st == 'unknown' and not restart then
@@ -129,7 +139,8 @@ return 1
 """
 )
 
-# ARGV[3..]: owner, fence, final state (done/failed), detail. 1: stored, 0: refused.
+# ARGV[3..]: owner, fence, final state (done/failed), detail, result (JSON), task id.
+# 1: stored, 0: refused. Publishes the final state on the pair's channel (its key's name).
 _FINISH = (
     _PRELUDE
     + """
@@ -137,9 +148,25 @@ local h = redis.call('HMGET', k, 'state', 'owner', 'fence')
 if (h[1] ~= 'started' and h[1] ~= 'sending') or h[2] ~= ARGV[3] or h[3] ~= ARGV[4] then
   return 0
 end
-redis.call('HSET', k, 'state', ARGV[5], 'detail', ARGV[6], 'since', now)
+redis.call('HSET', k, 'state', ARGV[5], 'detail', ARGV[6], 'result', ARGV[7], 'task', ARGV[8],
+           'since', now)
 count(ARGV[5], 1)
 in_flight(-1)
+touch()
+redis.call('PUBLISH', k, ARGV[5])
+return 1
+"""
+)
+
+# ARGV[3..]: owner, fence, detail. The start was sent and its reply lost (a timeout, a 5xx, a
+# broken connection after sending): Altcraft may have created the task, so the pair is
+# ``unknown`` now rather than when the send lease runs out. 1: stored, 0: refused.
+_UNSURE = (
+    _PRELUDE
+    + """
+local h = redis.call('HMGET', k, 'state', 'owner', 'fence')
+if h[1] ~= 'sending' or h[2] ~= ARGV[3] or h[3] ~= ARGV[4] then return 0 end
+unknown_now(ARGV[5])
 touch()
 return 1
 """
@@ -185,13 +212,31 @@ class Claim:
 
 @frozen
 class PairState:
-    """A pair's row in the ledger (``state`` None: never claimed, or released)."""
+    """A pair's row in the ledger (``state`` None: never claimed, or released). ``result``:
+    a ``done`` pair's result as builtins; ``since``: Redis time (ms) of its last change."""
 
     state: str | None
     owner: str | None
     fence: int
     token: str | None
     detail: str
+    result: Any = None
+    task_id: str | None = None
+    since: int = 0
+
+
+def _pair_state(text: dict[str, str]) -> PairState:
+    """A pair's hash (decoded) as a PairState."""
+    return PairState(
+        state=text.get("state"),
+        owner=text.get("owner"),
+        fence=int(text.get("fence", 0)),
+        token=text.get("token"),
+        detail=text.get("detail", ""),
+        result=json.loads(text["result"]) if text.get("result") else None,
+        task_id=text.get("task") or None,
+        since=int(text.get("since", 0)),
+    )
 
 
 class StartLedger:
@@ -236,6 +281,7 @@ class StartLedger:
         self._started = redis.register_script(_STARTED)
         self._finish = redis.register_script(_FINISH)
         self._release = redis.register_script(_RELEASE)
+        self._unsure = redis.register_script(_UNSURE)
         self._renew = redis.register_script(_RENEW)
 
     def __repr__(self) -> str:
@@ -281,12 +327,29 @@ class StartLedger:
         )
 
     async def finish(
-        self, pair: str, owner: str, fence: int, *, failed: bool = False, detail: str = ""
+        self,
+        pair: str,
+        owner: str,
+        fence: int,
+        *,
+        failed: bool = False,
+        detail: str = "",
+        result: Any = None,
+        task_id: str = "",
     ) -> bool:
-        """Mark the pair ``done`` (or ``failed``) once; False when ``owner`` lost it or it was
-        finished already."""
+        """Mark the pair ``done`` (or ``failed``) once, keeping ``result`` (builtins, as
+        :func:`~altcraft_async.to_builtins` makes them) for any process to read, and tell the
+        pair's subscribers; False when ``owner`` lost it or it was finished already."""
         state = "failed" if failed else "done"
-        return bool(await self._call(self._finish, pair, owner, fence, state, detail))
+        text = "" if result is None else json.dumps(result, separators=(",", ":"))
+        return bool(
+            await self._call(self._finish, pair, owner, fence, state, detail, text, task_id)
+        )
+
+    async def unsure(self, pair: str, owner: str, fence: int, detail: str) -> bool:
+        """The start request left and its reply was lost (timeout, 5xx, broken connection):
+        the pair is ``unknown`` at once. False when ``owner`` lost it."""
+        return bool(await self._call(self._unsure, pair, owner, fence, detail))
 
     async def release(self, pair: str, owner: str, fence: int) -> bool:
         """Give back a ``sending`` claim whose start request provably never left."""
@@ -296,17 +359,24 @@ class StartLedger:
         """Hold a started pair ``hold`` seconds more; False when ``owner`` lost it."""
         return bool(await self._call(self._renew, pair, owner, fence, round(self.hold * 1000)))
 
+    async def startable(self, pair: str) -> bool:
+        """Whether a claim now would likely say ``start`` (the pair is free and the in-flight
+        cap not reached): one read, so a caller takes a rate slot only when it may start."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._keys(pair)[0], "state")
+            pipe.get(in_flight_key(self.account))
+            state, in_flight = await pipe.execute()
+        if state not in (None, b"unknown") or (
+            state == b"unknown" and self.on_unknown != "restart"
+        ):
+            return False
+        return self.max_in_flight is None or int(in_flight or 0) < self.max_in_flight
+
     async def pair(self, pair: str) -> PairState:
         """The pair's row as it is now."""
         row = await self._redis.hgetall(self._keys(pair)[0])  # type: ignore[misc]
         text = {key.decode(): value.decode() for key, value in row.items()}
-        return PairState(
-            state=text.get("state"),
-            owner=text.get("owner"),
-            fence=int(text.get("fence", 0)),
-            token=text.get("token"),
-            detail=text.get("detail", ""),
-        )
+        return _pair_state(text)
 
     async def counts(self) -> dict[str, int]:
         """The run's counters: started, done, failed, unknown, restarted (missing ones 0)."""

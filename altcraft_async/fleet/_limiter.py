@@ -28,6 +28,9 @@ What it adds to the local limiter:
   this process' next ``acquire`` script call: no extra round trip.
 - **Cancellation**: a cancelled waiter's slot is not given back (conservative).
 
+The same script counts the slots it granted (``granted`` in the key), so a run's progress can
+report the account's request rate without another write.
+
 Its one key, :func:`~altcraft_async.fleet._keys.rate_key`, expires ``idle_ttl`` seconds after
 the last reserved slot.
 """
@@ -36,7 +39,12 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from .._ratelimit import Sleep
 from ..models._checks import check_number
@@ -75,6 +83,7 @@ if wait > horizon then
              'last_cut', string.format('%.0f', last_cut))
   return {-1, now, math.floor(interval)}
 end
+redis.call('HINCRBY', KEYS[1], 'granted', 1)
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval),
            'interval', string.format('%.0f', interval), 'last_cut', string.format('%.0f', last_cut))
 redis.call('PEXPIRE', KEYS[1], math.floor((slot + interval - now) / 1000) + tonumber(ARGV[7]))
@@ -82,6 +91,10 @@ return {wait, now, math.floor(interval)}
 """
 
 _US = 1_000_000
+
+#: A slot taken ahead by :meth:`RedisRateLimiter.slot` (its pacing time), spent by the next
+#: ``acquire`` in the same task (context).
+_PREPAID: ContextVar[float | None] = ContextVar("altcraft_fleet_prepaid", default=None)
 
 
 class RedisRateLimiter:
@@ -137,6 +150,10 @@ class RedisRateLimiter:
     async def acquire(self, sleep: Sleep) -> float:
         """Wait for this request's slot on the account's schedule; returns its pacing time
         (``time.monotonic()`` when it asked)."""
+        prepaid = _PREPAID.get()
+        if prepaid is not None:
+            _PREPAID.set(None)
+            return prepaid
         paced_at = time.monotonic()
         while True:
             wait_us = await self._reserve()
@@ -148,6 +165,18 @@ class RedisRateLimiter:
                 await sleep(wait_us / _US)
             if time.monotonic() - target <= self.late_tolerance:
                 return paced_at
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Take the next request's slot now: the first request this task sends inside the
+        block goes without waiting again. The fleet claims a pair's start in the ledger only
+        once its slot has come, so a worker dying while it waits for a slot leaves nothing
+        ``sending`` (nothing that could turn ``unknown``)."""
+        token = _PREPAID.set(await self.acquire(anyio.sleep))
+        try:
+            yield
+        finally:
+            _PREPAID.reset(token)
 
     async def _reserve(self) -> int:
         cut, wins = self._cut_paced_us, self._wins

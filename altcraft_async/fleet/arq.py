@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 from arq import Retry
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import func
 
 from .._client import AltcraftClient
@@ -26,7 +26,7 @@ from ._batch import PairOutcome, run_pair
 from ._ledger import StartLedger
 from ._limiter import RedisRateLimiter
 
-__all__ = ["JOB_NAME", "enqueue_run", "refresh_batch", "worker_settings"]
+__all__ = ["JOB_NAME", "ArqEngine", "enqueue_run", "refresh_batch", "worker_settings"]
 
 JOB_NAME = "altcraft_async_refresh_batch"
 #: Outcomes that another try of the job must look at again.
@@ -53,7 +53,14 @@ async def refresh_batch(
 
     async def one(ref: SegmentRef) -> None:
         outcomes.append(
-            await run_pair(ctx["altcraft_client"], ledger, ref, owner, timeout=settings["slice_s"])
+            await run_pair(
+                ctx["altcraft_client"],
+                ledger,
+                ref,
+                owner,
+                timeout=settings["slice_s"],
+                limiter=ctx["altcraft_limiter"],
+            )
         )
 
     async with anyio.create_task_group() as group:
@@ -77,6 +84,26 @@ async def enqueue_run(
     return len(batches)
 
 
+class ArqEngine:
+    """The :class:`~altcraft_async.fleet.Engine` for arq: ``Fleet.start(..., engine=ArqEngine())``
+    enqueues the run's batches on the fleet's Redis (``redis_url``: another one)."""
+
+    def __init__(self, redis_url: str | None = None) -> None:
+        self.redis_url = redis_url
+
+    def __repr__(self) -> str:
+        return "ArqEngine()"
+
+    async def enqueue(
+        self, redis_url: str, run: str, refs: Sequence[SegmentRef], batch_size: int
+    ) -> int:
+        pool = await create_pool(RedisSettings.from_dsn(self.redis_url or redis_url))
+        try:
+            return await enqueue_run(pool, run, refs, batch_size=batch_size)
+        finally:
+            await pool.aclose()
+
+
 def worker_settings(
     *,
     redis_url: str,
@@ -88,14 +115,18 @@ def worker_settings(
     slice_s: float = 240.0,
     send_lease: float = 120.0,
     defer_s: float = 1.0,
+    job_margin: float = 30.0,
 ) -> type:
     """A ``WorkerSettings`` class for ``arq worker``: ``client(limiter)`` builds each worker's
     AltcraftClient around the account's shared :class:`RedisRateLimiter` (``rate_limit``
     requests/s for every worker together); arq's ``job_timeout`` is ``slice_s`` plus the send
-    lease and a margin, so a slice always ends before arq gives the job up."""
+    lease and ``job_margin``, so a slice always ends before arq gives the job up. A dead
+    worker's batches run again ``job_timeout`` + 10 s after it took them (arq's in-progress
+    key), so the three bound the recovery time."""
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         limiter = RedisRateLimiter(ctx["redis"], rate=rate_limit, account=account)
+        ctx["altcraft_limiter"] = limiter
         ctx["altcraft_client"] = client(limiter)
         ctx["altcraft_fleet"] = {
             "account": account,
@@ -108,7 +139,7 @@ def worker_settings(
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await ctx["altcraft_client"].aclose()
 
-    job_timeout = slice_s + send_lease + 30
+    job_timeout = slice_s + send_lease + job_margin
     return type(
         "WorkerSettings",
         (),

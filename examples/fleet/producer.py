@@ -1,0 +1,34 @@
+"""The producer (a nightly cron job): start tonight's run, or re-attach to it after a crash,
+then watch it and save the results. ``python producer.py refs.csv`` (rows
+``segment_id,resource_id[,database_id]``); ``REDIS_URL`` names the fleet's Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime
+import os
+import sys
+
+from altcraft_async import SegmentRef
+from altcraft_async.fleet import Fleet
+from altcraft_async.fleet.arq import ArqEngine
+
+
+async def main(path: str) -> None:
+    with open(path, encoding="utf-8") as rows:
+        refs = [SegmentRef(*(int(cell) for cell in row)) for row in csv.reader(rows) if row]
+    run_id = f"nightly-{datetime.date.today().isoformat()}"
+    async with Fleet(os.environ["REDIS_URL"], account="acme") as fleet:
+        run = await fleet.start(run_id, refs, engine=ArqEngine(), batch_size=200)
+        async for progress in run.watch(every=10, timeout=6 * 3600):
+            print(progress, file=sys.stderr)
+        async for outcome in run.results():
+            print(outcome.ref, outcome.state, outcome.result or outcome.detail)
+        for outcome in await run.unknown():  # see README: "unknown" pairs
+            print("UNKNOWN", outcome.ref, outcome.detail, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

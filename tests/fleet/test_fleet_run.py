@@ -1,0 +1,151 @@
+"""The run API against a real redis-server and the fake: a run started or re-attached by id,
+its progress and results read by any process, one pair awaited by a process that did not start
+it (pub/sub, under a deadline), and a start whose reply was lost reported ``unknown`` at once."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+
+from altcraft_async import (
+    AltcraftClient,
+    APIError,
+    DecodeError,
+    HTTPStatusError,
+    InvalidRequestError,
+    RequestTimeoutError,
+    SegmentRef,
+    TaskTimeoutError,
+    TransportError,
+)
+from altcraft_async.fleet import Fleet, StartLedger, pair_id, ref_of, run_pair, start_verdict
+from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan, seeded_platform
+
+from .fleet_helpers import child, expect, go
+from .test_fleet_ledger import as_counters, counters_of, starts_of
+
+pytestmark = pytest.mark.anyio
+
+START = "segments/refresh_counters"
+
+
+def test_what_a_failed_start_means() -> None:
+    verdicts = {
+        TransportError("refused", sent=False): "released",
+        TransportError("reset", sent=True): "unknown",
+        RequestTimeoutError("slow", sent=True): "unknown",
+        HTTPStatusError("busy", status=429): "released",
+        HTTPStatusError("gateway", status=502): "unknown",
+        HTTPStatusError("not found", status=404): "failed",
+        APIError(400, "bad segment"): "failed",
+        DecodeError("garbled"): "unknown",
+    }
+    assert {error: start_verdict(error) for error in verdicts} == verdicts
+
+
+def test_pair_names_read_back() -> None:
+    for ref in (SegmentRef(7, 24, 1), SegmentRef(7, 24, None)):
+        assert ref_of(pair_id(ref)) == ref
+    with pytest.raises(InvalidRequestError):
+        ref_of("resource.1.2.3")
+
+
+async def test_a_start_whose_reply_is_lost_is_unknown_at_once(redis_url: str) -> None:
+    ref = SegmentRef(1, 1, 1)
+    async with (
+        FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
+        aioredis.Redis.from_url(redis_url) as redis,
+        AltcraftClient(fake.url, token=fake.token) as client,
+    ):
+        fake.faults.next(START, Fault.http(502, after_processing=True))
+        ledger = StartLedger(redis, account="acme", run="r1")  # a long send lease
+        outcome = await run_pair(client, ledger, ref, "a")
+        assert outcome.state == "unknown" and "502" in outcome.detail
+        assert starts_of(fake, 1) == 1  # the platform did create the task
+        state = await ledger.pair(pair_id(ref))
+        assert state.state == "unknown" and "may have gone out" in state.detail
+        assert await ledger.unknown() == [pair_id(ref)]
+        assert await ledger.in_flight() == 0
+        assert (await run_pair(client, ledger, ref, "b")).state == "unknown"
+        assert starts_of(fake, 1) == 1  # never started again
+
+
+async def test_a_run_is_started_once_and_attached_by_id(redis_url: str) -> None:
+    refs = [SegmentRef(segment, 1, 1) for segment in (1, 2, 3)]
+    async with Fleet(redis_url, account="acme") as fleet:
+        run = await fleet.start("r1", refs)
+        again = await fleet.start("r1", refs)  # re-attach: the same run
+        assert await again.pairs() == await run.pairs() == refs
+        with pytest.raises(InvalidRequestError, match="other pairs"):
+            await fleet.start("r1", refs[:2])
+        for bad in ([], [refs[0], refs[0]]):
+            with pytest.raises(InvalidRequestError):
+                await fleet.start("r2", bad)
+        with pytest.raises(InvalidRequestError, match="no run"):
+            await fleet.run("never").progress()
+        progress = await fleet.run("r1").progress()
+        assert (progress.total, progress.finished, progress.complete) == (3, 0, False)
+        assert "redis" not in repr(fleet) and "unix" not in repr(fleet)
+
+
+async def test_progress_and_results_of_a_run_worked_elsewhere(redis_url: str) -> None:
+    platform = seeded_platform(profiles=50, segments=4, resources=1)
+    refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
+    async with (
+        FakeAltcraft(platform, task_plan=TaskPlan.after_polls(1)) as fake,
+        Fleet(redis_url, account="acme") as fleet,
+        AltcraftClient(fake.url, token=fake.token) as client,
+    ):
+        run = await fleet.start("r1", refs)
+        ledger = StartLedger(fleet.redis, account="acme", run="r1")
+        fake.faults.next(START, Fault.http(503, after_processing=True))  # the first: unknown
+        async with anyio.create_task_group() as group:
+            for ref in refs:
+                group.start_soon(run_pair, client, ledger, ref, "worker")
+        reports = [progress async for progress in run.watch(every=0.01, timeout=10)]
+        assert len(reports) == 1 and reports[0].complete
+        final = reports[0]
+        assert (final.total, final.done, final.failed, final.unknown) == (4, 3, 0, 1)
+        assert final.in_flight == 0
+        outcomes = [outcome async for outcome in run.results()]
+        assert [outcome.ref for outcome in outcomes] == refs
+        unknown = [outcome.ref for outcome in await run.unknown()]
+        assert len(unknown) == 1 and starts_of(fake, unknown[0].segment_id) == 1
+        for outcome in outcomes:
+            if outcome.state == "done":
+                assert as_counters(outcome.result) == counters_of(fake, outcome.ref.segment_id)
+                assert outcome.task_id in fake.tasks
+        assert {task.segment_id for task in fake.tasks.values()} == set(platform.segments)
+        assert len(fake.tasks) == 4  # each pair started once
+
+
+async def test_another_process_awaits_a_pair_it_did_not_start(redis_url: str) -> None:
+    ref = SegmentRef(2, 1, 1)
+    async with (
+        FakeAltcraft(
+            seeded_platform(profiles=50, segments=2, resources=1),
+            task_plan=TaskPlan.after_seconds(0.3),
+        ) as fake,
+        Fleet(redis_url, account="acme") as fleet,
+    ):
+        run = await fleet.start("r1", [ref])
+        assert await run.pair(ref) is None
+        with pytest.raises(TaskTimeoutError):
+            await run.wait_pair(ref, timeout=0.05)  # nobody started it
+        async with child("pair", redis_url, fake.url, fake.token, "r1", "2") as worker:
+            await expect(worker, "ready")
+            async with anyio.create_task_group() as group:
+                waited = []
+
+                async def wait() -> None:
+                    waited.append(await run.wait_pair(ref, timeout=30))
+
+                group.start_soon(wait)
+                await go(worker)
+            await expect(worker, "done")
+        (outcome,) = waited
+        assert outcome.state == "done" and starts_of(fake, 2) == 1
+        assert as_counters(outcome.result) == counters_of(fake, 2)
+        # a pair already final answers at once
+        assert (await run.wait_pair(ref, timeout=1)).result == outcome.result
