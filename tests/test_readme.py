@@ -214,7 +214,14 @@ async def test_readme_block_runs_against_the_fake(block: Block, tmp_path: Path) 
         script = tmp_path / f"{block.name}.py"
         script.write_text(block.runnable(fake.url, fake.token), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALTCRAFT_")}
-        env.update(README_URL=fake.url, README_TOKEN=fake.token)
+        # the account a block may leave to the environment (``AltcraftClient()``) is the fake
+        env.update(
+            README_URL=fake.url,
+            README_TOKEN=fake.token,
+            ALTCRAFT_URL=fake.url,
+            ALTCRAFT_TOKEN=fake.token,
+            ALTCRAFT_ADMIN_TOKEN=fake.admin_token,
+        )
         with anyio.fail_after(120):
             result = await anyio.run_process(
                 [sys.executable, "-W", "error", str(script)], env=env, check=False
