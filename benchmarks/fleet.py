@@ -1,15 +1,24 @@
 """The fleet row (``python -m benchmarks --fleet``): a run of N pairs refreshed by 4 arq worker
 processes against FakeAltcraft, paced by one rate in Redis.
 
-The fake runs in this process, each worker in its own (``python -m benchmarks.fleet worker``),
-redis-server in its own (started on a Unix socket and stopped by PID). Reported: wall time
-against the ideal ``requests / rate``, Redis commands per pair (``total_commands_processed``,
-arq's included; a Lua script counts as one), duplicates (pairs with more than one task in the
-fake's table: must be 0), unknowns, and the peak requests in any 1 s at the server.
+The fake runs in its own process (``python -m benchmarks.fleet --fake``, answering its task
+table and request times on a control port), each worker in its own (``python -m
+benchmarks.fleet worker``), redis-server in its own (started on a Unix socket and stopped by
+PID); this process only enqueues and watches. Reported: wall time against the ideal
+``requests / rate``, Redis commands per pair (``total_commands_processed``, arq's included; a
+Lua script counts as one), duplicates (pairs with more than one task in the fake's table: must
+be 0), unknowns, and the peak requests in any 1 s window twice: as the clients sent them (a
+request hook stamps every try: the rate the limiter kept) and as the fake received them (its
+own event loop's delays included), with the fake's CPU share (near 1.0: it is the bottleneck).
+
+Why one fake process, not several: a run's tasks are polled by whichever worker resumes them,
+so every worker must see one task table. A fake sharing its loop with the driver bunched
+arrivals (a measured 889/s "peak" at 500/s, while the clients sent at most the limit).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -23,9 +32,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ._proc import ServerProcess, get_json, serve_until_stdin_closes, spawn
+
 #: pairs, workers, rate (requests/s) per mode.
 SIZES = {"full": (20_000, 4, 500.0), "quick": (2_000, 4, 500.0), "smoke": (200, 4, 200.0)}
 SLICE = 30.0
+TOKEN = "bench-token"
 DEADLINE = 1800.0
 
 
@@ -57,30 +69,36 @@ def _redis_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"unix://{socket}"
 
 
-async def _run(pairs: int, workers: int, rate: float, redis_url: str, log: Any) -> dict[str, Any]:
+def _stamps(directory: Path) -> list[float]:
+    """Every try's send time, from the workers' stamp files."""
+    return [float(x) for path in directory.glob("stamps-*.txt") for x in path.read_text().split()]
+
+
+async def _run(
+    pairs: int, workers: int, rate: float, redis_url: str, fake: ServerProcess, log: Any
+) -> dict[str, Any]:
     from redis.asyncio import Redis
 
     from altcraft_async import SegmentRef
     from altcraft_async.fleet import Fleet
     from altcraft_async.fleet.arq import ArqEngine
-    from altcraft_async.testing import FakeAltcraft, TaskPlan, seeded_platform
 
-    platform = seeded_platform(profiles=20, segments=pairs, resources=1)
-    refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
-    plan = lambda draw: TaskPlan.after_seconds(draw.uniform(0.5, 5.0))  # noqa: E731
-    async with FakeAltcraft(platform, task_plan=plan) as fake, Fleet(redis_url) as fleet:
+    refs = [SegmentRef(segment, 1, 1) for segment in range(1, pairs + 1)]
+    directory = Path(tempfile.mkdtemp(prefix="altcraft-fleet-bench-"))
+    async with Fleet(redis_url) as fleet:
         redis: Redis = fleet.redis
         before = int((await redis.info("stats"))["total_commands_processed"])
-        command = [sys.executable, "-m", "benchmarks.fleet", "worker", redis_url, fake.url]
+        command = [sys.executable, "-m", "benchmarks.fleet", "worker", redis_url, fake.base_url]
         processes = [
             subprocess.Popen(
-                [*command, fake.token, str(rate)],
+                [*command, TOKEN, str(rate), str(directory / f"stamps-{index}.txt")],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            for _ in range(workers)
+            for index in range(workers)
         ]
+        cpu_before = get_json(fake.url("CONTROL") + "/stats")["cpu_s"]
         try:
             began = time.monotonic()
             run = await fleet.start("bench", refs, engine=ArqEngine(), batch_size=200)
@@ -92,8 +110,11 @@ async def _run(pairs: int, workers: int, rate: float, redis_url: str, log: Any) 
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
         after = int((await redis.info("stats"))["total_commands_processed"])
-        starts = Counter(task.segment_id for task in fake.tasks.values())
-        arrived = [request.at for request in fake.requests]
+        stats = get_json(fake.url("CONTROL") + "/stats")
+        starts = Counter(get_json(fake.url("CONTROL") + "/starts"))
+        arrived = get_json(fake.url("CONTROL") + "/arrivals")
+        sent = _stamps(directory)
+        shutil.rmtree(directory)
         return {
             "pairs": pairs,
             "workers": workers,
@@ -107,17 +128,22 @@ async def _run(pairs: int, workers: int, rate: float, redis_url: str, log: Any) 
             "duplicates": sum(count > 1 for count in starts.values()),
             "unknown": progress.unknown,
             "done": progress.done,
-            "peak_rate_1s": _peak(arrived),
+            "peak_sent_1s": _peak(sent),
+            "peak_arrived_1s": _peak(arrived),
+            "fake_cpu_share": round((stats["cpu_s"] - cpu_before) / wall, 2),
         }
 
 
 def run_fleet(mode: str, log: Any) -> dict[str, Any]:
     pairs, workers, rate = SIZES[mode]
     log(f"fleet: {pairs} pairs, {workers} arq workers, {rate:g} requests/s")
-    with tempfile.TemporaryDirectory() as directory:
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        spawn("benchmarks.fleet", ["--fake", "--pairs", str(pairs)]) as fake,
+    ):
         server, url = _redis_server(Path(directory))
         try:
-            return asyncio.run(_run(pairs, workers, rate, url, log))
+            return asyncio.run(_run(pairs, workers, rate, url, fake, log))
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -137,14 +163,22 @@ def main(mode: str, json_path: Path | None) -> int:
     return 0
 
 
-def _worker(redis_url: str, fake_url: str, token: str, rate: str) -> None:
+def _worker(redis_url: str, fake_url: str, token: str, rate: str, stamps: str) -> None:
+    """A worker of the fleet, as a user runs it, plus a request hook stamping every try."""
     from arq.worker import run_worker
 
     from altcraft_async import AltcraftClient, RateLimiterProtocol
     from altcraft_async.fleet.arq import worker_settings
 
+    log = open(stamps, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+
+    def stamp(_request: Any) -> None:
+        log.write(f"{time.time():.6f}\n")
+
     def client(limiter: RateLimiterProtocol) -> AltcraftClient:
-        return AltcraftClient(fake_url, token=token, rate_limiter=limiter)
+        return AltcraftClient(
+            fake_url, token=token, rate_limiter=limiter, event_hooks={"request": [stamp]}
+        )
 
     settings = worker_settings(
         redis_url=redis_url,
@@ -157,5 +191,47 @@ def _worker(redis_url: str, fake_url: str, token: str, rate: str) -> None:
     run_worker(settings, poll_delay=0.1)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
-    _worker(*sys.argv[2:])
+def _fake_app(fake: Any) -> Any:
+    """The fake's control port: starts per segment and request arrival times."""
+    from aiohttp import web
+
+    async def stats(_request: web.Request) -> web.Response:
+        return web.json_response({"cpu_s": time.process_time()})
+
+    async def starts(_request: web.Request) -> web.Response:
+        return web.json_response(Counter(str(task.segment_id) for task in fake.tasks.values()))
+
+    async def arrivals(_request: web.Request) -> web.Response:
+        to_wall = time.time() - fake.clock.now()  # on the clients' clock, to line them up
+        return web.json_response([request.at + to_wall for request in fake.requests])
+
+    app = web.Application()
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/starts", starts)
+    app.router.add_get("/arrivals", arrivals)
+    return app
+
+
+async def _fake(port: int, pairs: int) -> None:
+    """FakeAltcraft with ``pairs`` segments (tasks of 0.5-5 s) on ``port``, until stdin closes."""
+    from altcraft_async.testing import FakeAltcraft, TaskPlan, seeded_platform
+
+    platform = seeded_platform(profiles=20, segments=pairs, resources=1)
+    plan = lambda draw: TaskPlan.after_seconds(draw.uniform(0.5, 5.0))  # noqa: E731
+    async with FakeAltcraft(platform, token=TOKEN, task_plan=plan, port=port) as fake:
+        fake_port = int(fake.url.rsplit(":", 1)[1])
+        await serve_until_stdin_closes(
+            _fake_app(fake), "127.0.0.1", 0, name="CONTROL", then={"PORT": fake_port}
+        )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        _worker(*sys.argv[2:])
+    elif "--fake" in sys.argv:
+        arguments = argparse.ArgumentParser()
+        arguments.add_argument("--fake", action="store_true")
+        arguments.add_argument("--port", type=int, default=0)
+        arguments.add_argument("--pairs", type=int, required=True)
+        options = arguments.parse_args()
+        asyncio.run(_fake(options.port, options.pairs))

@@ -11,18 +11,22 @@ The core SDK never imports this package; it needs ``redis>=5`` (``pip install
                 Task.wait, nothing new on the wire); what a failed start means
     _run        Fleet / FleetRun: start or re-attach to a run, progress, results, unknowns,
                 wait_pair (pub/sub); Engine, the protocol an engine adapter implements
+    _push       FleetFeedbackReceiver: feedback webhooks written into the ledger (any worker,
+                or nobody, may be waiting)
     arq         extra [arq]: the batch job, enqueue_run, worker_settings (import it by name)
 """
 
 from ._batch import PairOutcome, pair_id, ref_of, run_pair, start_verdict
 from ._ledger import Claim, PairState, StartLedger
 from ._limiter import RedisRateLimiter
+from ._push import FleetFeedbackReceiver
 from ._run import Engine, Fleet, FleetRun, RunProgress
 
 __all__ = [
     "Claim",
     "Engine",
     "Fleet",
+    "FleetFeedbackReceiver",
     "FleetRun",
     "PairOutcome",
     "PairState",

@@ -158,6 +158,30 @@ return 1
 """
 )
 
+# ARGV[3..]: final state (done/failed), detail, result (JSON), task id. A feedback webhook's
+# final status, from anyone (it proves the task ran, so no owner is needed): stored once on a
+# pair sending, started or unknown (it resolves an unknown); 1: stored, 0: already final or
+# never started. Publishes like _FINISH.
+_PUSHED = (
+    _PRELUDE
+    + """
+local st = redis.call('HGET', k, 'state')
+if st ~= 'sending' and st ~= 'started' and st ~= 'unknown' then return 0 end
+if st == 'unknown' then
+  count('unknown', -1)
+  redis.call('SREM', unknown, pair)
+else
+  in_flight(-1)
+end
+redis.call('HSET', k, 'state', ARGV[3], 'detail', ARGV[4], 'result', ARGV[5], 'task', ARGV[6],
+           'since', now, 'pushed', '1')
+count(ARGV[3], 1)
+touch()
+redis.call('PUBLISH', k, ARGV[3])
+return 1
+"""
+)
+
 # ARGV[3..]: owner, fence, detail. The start was sent and its reply lost (a timeout, a 5xx, a
 # broken connection after sending): Altcraft may have created the task, so the pair is
 # ``unknown`` now rather than when the send lease runs out. 1: stored, 0: refused.
@@ -283,6 +307,7 @@ class StartLedger:
         self._release = redis.register_script(_RELEASE)
         self._unsure = redis.register_script(_UNSURE)
         self._renew = redis.register_script(_RENEW)
+        self._pushed = redis.register_script(_PUSHED)
 
     def __repr__(self) -> str:
         return f"StartLedger(account={self.account!r}, run={self.run!r})"
@@ -345,6 +370,23 @@ class StartLedger:
         return bool(
             await self._call(self._finish, pair, owner, fence, state, detail, text, task_id)
         )
+
+    async def pushed(
+        self,
+        pair: str,
+        *,
+        failed: bool = False,
+        detail: str = "",
+        result: Any = None,
+        task_id: str = "",
+    ) -> bool:
+        """Store a final status that came by feedback webhook, whoever owns the pair: the
+        webhook proves the task ran, so it finishes a ``sending`` or ``started`` pair and
+        resolves an ``unknown`` one. False when the pair was final already (the owner's poll
+        won) or never started."""
+        state = "failed" if failed else "done"
+        text = "" if result is None else json.dumps(result, separators=(",", ":"))
+        return bool(await self._call(self._pushed, pair, state, detail, text, task_id))
 
     async def unsure(self, pair: str, owner: str, fence: int, detail: str) -> bool:
         """The start request left and its reply was lost (timeout, 5xx, broken connection):

@@ -37,9 +37,10 @@ the last reserved slot.
 
 from __future__ import annotations
 
+import math
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -91,10 +92,14 @@ return {wait, now, math.floor(interval)}
 """
 
 _US = 1_000_000
+#: Seconds a clock-offset sample stays in the estimate (the clocks may drift apart slowly).
+_OFFSET_BUCKET = 5.0
 
-#: A slot taken ahead by :meth:`RedisRateLimiter.slot` (its pacing time), spent by the next
-#: ``acquire`` in the same task (context).
-_PREPAID: ContextVar[float | None] = ContextVar("altcraft_fleet_prepaid", default=None)
+#: A slot taken ahead by :meth:`RedisRateLimiter.slot`: (its pacing time, the local time the
+#: slot was due), spent by the next ``acquire`` in the same task (context) if still on time.
+_PREPAID: ContextVar[tuple[float, float] | None] = ContextVar(
+    "altcraft_fleet_prepaid", default=None
+)
 
 
 class RedisRateLimiter:
@@ -107,7 +112,8 @@ class RedisRateLimiter:
     ``redis`` is a ``redis.asyncio.Redis`` the caller owns (several limiters may share one).
     ``adaptive``: halve on 429 (down to ``min_rate``), for everybody. ``horizon``: seconds
     ahead a slot may be reserved. ``late_tolerance``: seconds late a waiter may still send.
-    ``idle_ttl``: seconds the shared state outlives the last reservation.
+    ``idle_ttl``: seconds the shared state outlives the last reservation. ``clock``: this
+    process' monotonic clock (a manual one in tests).
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class RedisRateLimiter:
         horizon: float = 2.0,
         late_tolerance: float = 0.05,
         idle_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, value in (("rate", rate), ("min_rate", min_rate), ("horizon", horizon)):
             check_number(name, value, above=0.0)
@@ -137,8 +144,12 @@ class RedisRateLimiter:
         self._redis = redis
         self._script = redis.register_script(_RESERVE)
         self._interval_us = round(_US / rate)
-        #: Redis time (s) minus time.monotonic(), measured at each reply.
+        self._clock = clock
+        #: Redis time (s) minus this clock: the best (largest) lower bound seen in the current
+        #: and the previous bucket of _OFFSET_BUCKET seconds, and when the current one began.
         self._offset: float | None = None
+        self._offsets = [-math.inf, -math.inf]
+        self._bucket_began = -math.inf
         self._cut_paced_us = -1  # a 429 to report with the next script call
         self._wins = 0  # successes to report with the next script call
         #: The shared rate as last seen (requests/s), for progress reports.
@@ -149,36 +160,51 @@ class RedisRateLimiter:
 
     async def acquire(self, sleep: Sleep) -> float:
         """Wait for this request's slot on the account's schedule; returns its pacing time
-        (``time.monotonic()`` when it asked)."""
+        (this clock's reading when it asked).
+
+        A request sends only if it is at most ``late_tolerance`` past its slot, judged on
+        Redis' clock (where the slot is), not from when the reply came back: a reply that
+        waited in a busy event loop must not make a late send look on time. A late one takes
+        a new slot, so late sends never bunch into the next second."""
         prepaid = _PREPAID.get()
         if prepaid is not None:
             _PREPAID.set(None)
-            return prepaid
-        paced_at = time.monotonic()
+            paced_at, due = prepaid
+            if self._clock() - due <= self.late_tolerance:
+                return paced_at
+        paced_at, _ = await self._next_slot(sleep)
+        return paced_at
+
+    async def _next_slot(self, sleep: Sleep) -> tuple[float, float]:
+        """Wait for a slot that this task reaches on time: (when it asked, when it was due)."""
+        paced_at = self._clock()
         while True:
-            wait_us = await self._reserve()
-            if wait_us < 0:  # over the horizon: ask again when half of it has passed
+            due = await self._reserve()
+            if due is None:  # over the horizon: ask again when half of it has passed
                 await sleep(self.horizon * random.uniform(0.4, 0.6))
                 continue
-            target = time.monotonic() + wait_us / _US
-            if wait_us:
-                await sleep(wait_us / _US)
-            if time.monotonic() - target <= self.late_tolerance:
-                return paced_at
+            early = due - self._clock()
+            if early > 0:
+                await sleep(early)
+            if self._clock() - due <= self.late_tolerance:
+                return paced_at, due
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Take the next request's slot now: the first request this task sends inside the
-        block goes without waiting again. The fleet claims a pair's start in the ledger only
-        once its slot has come, so a worker dying while it waits for a slot leaves nothing
-        ``sending`` (nothing that could turn ``unknown``)."""
-        token = _PREPAID.set(await self.acquire(anyio.sleep))
+        block goes without waiting again, if it goes within ``late_tolerance`` of the slot
+        (else it takes a new one). The fleet claims a pair's start in the ledger only once its
+        slot has come, so a worker dying while it waits for a slot leaves nothing ``sending``
+        (nothing that could turn ``unknown``)."""
+        token = _PREPAID.set(await self._next_slot(anyio.sleep))
         try:
             yield
         finally:
             _PREPAID.reset(token)
 
-    async def _reserve(self) -> int:
+    async def _reserve(self) -> float | None:
+        """Reserve the next slot: when it is due on this clock, or None if it would be more
+        than the horizon ahead (nothing reserved)."""
         cut, wins = self._cut_paced_us, self._wins
         self._cut_paced_us, self._wins = -1, 0
         args: list[Any] = [
@@ -197,9 +223,21 @@ class RedisRateLimiter:
             self._cut_paced_us = max(self._cut_paced_us, cut)
             self._wins += wins
             raise
-        self._offset = int(now) / _US - time.monotonic()
+        offset = self._learn_offset(int(now) / _US)
         self.rate = _US / int(interval)
-        return int(wait)
+        return None if int(wait) < 0 else (int(now) + int(wait)) / _US - offset
+
+    def _learn_offset(self, redis_now: float) -> float:
+        """Redis' clock minus this one, from a reply just read: ``redis_now - here`` is a lower
+        bound (the script ran before the reply was read), the tightest of the last few seconds
+        is the estimate (off by the fastest round trip, not by an event loop's delays)."""
+        here = self._clock()
+        if here - self._bucket_began >= _OFFSET_BUCKET:
+            self._offsets = [self._offsets[1], -math.inf]
+            self._bucket_began = here
+        self._offsets[1] = max(self._offsets[1], redis_now - here)
+        self._offset = max(self._offsets)
+        return self._offset
 
     def on_rate_limited(self, paced_at: float) -> None:
         """A request paced at ``paced_at`` got HTTP 429: the next script call halves the shared
