@@ -160,6 +160,8 @@ class SendPath:
         self.transport = transport
         #: Headers every request carries (the User-Agent); the endpoint's own go over them.
         self.headers = dict(headers or {})
+        #: Those and an Auth's, merged once per Auth (a client has one or two; never mutated)
+        self._headers_by_auth: dict[Auth, Mapping[str, str]] = {}
         self.base_url = base_url.rstrip("/")
         self.format: Format = fmt
         self.timeout = timeout
@@ -212,11 +214,11 @@ class SendPath:
     def build(self, spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> HTTPRequest:
         """The request of one call (InvalidRequestError for bad arguments, nothing sent)."""
         prepared = build_request(spec, args, token=auth, fmt=self.format)
+        headers = self._headers_by_auth.get(auth)
+        if headers is None:  # once per token: every request with it shares the merged dict
+            headers = self._headers_by_auth[auth] = {**self.headers, **prepared.headers}
         return HTTPRequest(
-            self.base_url + prepared.path,
-            headers={**self.headers, **prepared.headers},
-            body=prepared.body,
-            endpoint=spec.name,
+            self.base_url + prepared.path, headers=headers, body=prepared.body, endpoint=spec.name
         )
 
     def drive(
