@@ -13,7 +13,7 @@ import ssl
 import time
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -416,7 +416,7 @@ class AltcraftClient:
 
     # -- what the namespaces and the awaiter use (api._base.Caller, _awaiter.TaskSource) --
 
-    async def call(
+    def call(
         self,
         spec: EndpointSpec,
         args: Mapping[str, Any],
@@ -424,12 +424,17 @@ class AltcraftClient:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         deadline: float | None = None,
-    ) -> Any:
-        """One endpoint call. ``deadline`` (``time.monotonic()`` seconds) bounds every try and
-        retry of it: the start of a refresh-and-wait spends the wait's own time."""
-        check_number("timeout", timeout, above=0.0, optional=True)
+    ) -> Coroutine[Any, Any, Any]:
+        """One endpoint call, to be awaited. ``deadline`` (``time.monotonic()`` seconds) bounds
+        every try and retry of it: the start of a refresh-and-wait spends the wait's own time.
+
+        A plain function returning the send path's coroutine (one coroutine layer less on
+        every call): a bad argument raises here, where every caller awaits the call at once."""
         send = self._send
-        timeout = self._timeout if timeout is None else timeout
+        if timeout is None:
+            timeout = self._timeout  # a view's own (with_options), not the send path's
+        else:
+            check_number("timeout", timeout, above=0.0)
         retry = retry or self._retry
         if deadline is not None:
             left = deadline - time.monotonic()
@@ -437,16 +442,13 @@ class AltcraftClient:
                 raise RequestTimeoutError(
                     f"{spec.name}: no time left before the deadline", endpoint=spec.name, sent=False
                 )
-            timeout = min(timeout or send.timeout, left)
-            retry = retry or send.retry
+            timeout = min(timeout, left)
             retry = evolve(retry, deadline=min(retry.deadline or left, left))
         auth = self._admin_auth if spec.admin else self._auth
         if auth is None:
             raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")
         request = send.build(spec, args, auth)
-        return await send.drive(
-            spec, request, timeout=timeout, retry=retry, log_context=_log_context(args)
-        )
+        return send.drive(spec, request, timeout=timeout, retry=retry, args=args)
 
     async def fetch_status(
         self,
@@ -526,16 +528,6 @@ def _user_agent(headers: Mapping[str, str] | None) -> str:
         if key.lower() == "user-agent":
             return value
     return f"altcraft-async/{__version__}"
-
-
-def _log_context(args: Mapping[str, Any]) -> str:
-    """What the DEBUG lines of a call show besides its id: the task id of a status poll
-    (printable and short, or quoted: it may come from the caller)."""
-    task_id = args.get("task_id")
-    if not isinstance(task_id, str):
-        return ""
-    shown = task_id if task_id.isprintable() and len(task_id) <= 64 else repr(task_id[:64])
-    return f" task={shown}"
 
 
 class _PollingWith:

@@ -179,8 +179,8 @@ async def retry_target(
     loop's timer, the ``left`` seconds after it starts), ``rand`` the jitter, ``now`` the
     date ``Retry-After`` dates are read against.
     """
-    started = clock()
     deadline = policy.deadline
+    started = 0.0 if deadline is None else clock()
     number = 0
     while True:
         current = Try(number, None if deadline is None else deadline - (clock() - started))

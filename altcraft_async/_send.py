@@ -15,12 +15,11 @@ outside the per-try timeout, and closing the client cuts every such wait short.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from ._codec import Format
@@ -71,13 +70,18 @@ class Waits:
         self._sleeping: set[asyncio.Future[bool]] = set()  # True: slept its full length
         self.closed = False
 
-    async def connection(self, endpoint: str) -> None:
-        """Take one of the connections; give it back with :meth:`release`."""
+    def take(self, endpoint: str) -> bool:
+        """Take a free connection now if there is one (True); False: :meth:`queue` for one.
+        Either way, give it back with :meth:`release`."""
         if self.closed:
             raise closed_error(endpoint)
         if self._free and not self._queue:
             self._free -= 1
-            return
+            return True
+        return False
+
+    async def queue(self, endpoint: str) -> None:
+        """Wait in line for a connection (after :meth:`take` found none free)."""
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.append(waiter)
         try:
@@ -156,6 +160,8 @@ class SendPath:
         self.transport = transport
         #: Headers every request carries (the User-Agent); the endpoint's own go over them.
         self.headers = dict(headers or {})
+        #: Those and an Auth's, merged once per Auth (a client has one or two; never mutated)
+        self._headers_by_auth: dict[Auth, Mapping[str, str]] = {}
         self.base_url = base_url.rstrip("/")
         self.format: Format = fmt
         self.timeout = timeout
@@ -208,109 +214,40 @@ class SendPath:
     def build(self, spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> HTTPRequest:
         """The request of one call (InvalidRequestError for bad arguments, nothing sent)."""
         prepared = build_request(spec, args, token=auth, fmt=self.format)
+        headers = self._headers_by_auth.get(auth)
+        if headers is None:  # once per token: every request with it shares the merged dict
+            headers = self._headers_by_auth[auth] = {**self.headers, **prepared.headers}
         return HTTPRequest(
-            self.base_url + prepared.path,
-            headers={**self.headers, **prepared.headers},
-            body=prepared.body,
-            endpoint=spec.name,
+            self.base_url + prepared.path, headers=headers, body=prepared.body, endpoint=spec.name
         )
 
-    async def drive(
+    def drive(
         self,
         spec: EndpointSpec,
         request: HTTPRequest,
         *,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
-        log_context: str = "",
-    ) -> Any:
-        """Send ``request`` (retrying as the policy allows) and decode the reply.
+        args: Mapping[str, Any] | None = None,
+    ) -> Coroutine[Any, Any, Any]:
+        """Send ``request`` (retrying as the policy allows) and decode the reply: the
+        awaitable of the call (a plain function returning :func:`retry_target`'s coroutine,
+        one coroutine layer less on every call).
 
-        Each call gets a short random id, shown with ``log_context`` (`` task=...`` for a
-        status poll, say) in the DEBUG line of every try and retry of it: the lines of one
-        call can be told apart from those of the calls running beside it."""
+        Each call gets a short random id, shown with the task id of ``args`` (a status
+        poll's) in the DEBUG line of every try and retry of it: the lines of one call can be
+        told apart from those of the calls running beside it."""
         per_try = timeout if timeout is not None else self.timeout
-        label = f"call={self._random.getrandbits(32):08x}{log_context}"
-        return await retry_target(
-            functools.partial(self._try, spec, request, per_try, label),
+        call = _Call(self, spec, request, per_try, args)
+        return retry_target(
+            call.attempt,
             retry or self.retry,
             starts_task=spec.starts_task,
-            sleep=functools.partial(self._waits.sleep, endpoint=spec.name),
+            sleep=call.sleep,
             endpoint=spec.name,
             rand=self._random.random,
-            on_retry=functools.partial(_log_retry, spec.name, label),
+            on_retry=call.on_retry,
         )
-
-    async def _try(
-        self, spec: EndpointSpec, request: HTTPRequest, per_try: float, label: str, attempt: Try
-    ) -> Any:
-        """One try: a rate-limit slot, a connection, the hooks, the exchange, the decoding."""
-        self.check_usable()  # the client may have been closed while the last try was in flight
-        timeout = per_try if attempt.left is None else min(per_try, max(attempt.left, 0.001))
-        waits, hooks, limiter = self._waits, self._hooks, self.rate_limiter
-        paced_at = 0.0
-        if limiter is not None:
-            paced_at = await limiter.acquire(functools.partial(waits.sleep, endpoint=spec.name))
-        await waits.connection(spec.name)
-        try:
-            if hooks.request:
-                await emit(hooks.request, RequestEvent(spec.name, request.url, attempt.number + 1))
-            started = time.monotonic()
-            response, failure, progress = await self._exchange(request, timeout, attempt)
-        finally:
-            waits.release()
-        elapsed = time.monotonic() - started
-        status = progress.status if response is None else response.status
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
-                spec.path,
-                status,
-                attempt.number + 1,
-                elapsed,
-                label,
-                "" if failure is None else f" error={type(failure).__name__}",
-            )
-        if hooks.response:
-            headers = progress.headers if response is None else response.headers
-            event = ResponseEvent(
-                spec.name, request.url, attempt.number + 1, elapsed, status, headers, failure
-            )
-            await emit(hooks.response, event)
-        if failure is not None:
-            raise failure
-        assert response is not None
-        try:
-            result = self._decode(spec, response)
-        except (HTTPStatusError, APIError) as error:
-            if limiter is not None and http_status_of(error) == 429:
-                limiter.on_rate_limited(paced_at)
-            raise
-        if limiter is not None:
-            limiter.on_success()
-        return result
-
-    async def _exchange(
-        self, request: HTTPRequest, timeout: float, attempt: Try
-    ) -> tuple[HTTPResponse | None, AltcraftError | None, SendProgress]:
-        """``transport.send``: the reply, or the error it raised (ours); how far it got.
-
-        The error is returned, to be raised again by :meth:`_try` without these frames (their
-        locals may hold the transport's), after the response hooks saw it.
-        """
-        progress = SendProgress()
-        reset = CURRENT_SEND.set(progress)
-        try:
-            response = await self.transport.send(request, timeout=timeout)
-        except AltcraftError as error:
-            if isinstance(error, TransportError) and self._scrub:
-                _scrub_message(self._scrub, error)  # a caller's transport may quote anything
-            return None, error.with_traceback(None), progress
-        finally:
-            CURRENT_SEND.reset(reset)
-            # for a deadline that cuts the try short, now or later in it
-            attempt.sent = progress.may_have_sent
-        return response, None, progress
 
     def _decode(self, spec: EndpointSpec, response: HTTPResponse) -> Any:
         """:func:`decode_reply`, but an error about a reply that holds a secret (a proxy or
@@ -341,12 +278,126 @@ class SendPath:
         raise DecodeError("the reply echoes a credential", endpoint=spec.name, transient=False)
 
 
+class _Call:
+    """One call under way: what :func:`retry_target` runs each try of, pauses with and logs
+    retries by. Its DEBUG label (a random id and the task id of a status poll) is made when
+    a line first shows it, the same for every try of the call."""
+
+    __slots__ = ("_label", "args", "path", "per_try", "request", "spec")
+
+    def __init__(
+        self,
+        path: SendPath,
+        spec: EndpointSpec,
+        request: HTTPRequest,
+        per_try: float,
+        args: Mapping[str, Any] | None,
+    ) -> None:
+        self.path = path
+        self.spec = spec
+        self.request = request
+        self.per_try = per_try
+        self.args = args
+        self._label: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self._label is None:
+            task = _task_context(self.args)
+            self._label = f"call={self.path._random.getrandbits(32):08x}{task}"
+        return self._label
+
+    def sleep(self, delay: float) -> Coroutine[Any, Any, None]:
+        """The pause before a retry (cut short when the client closes)."""
+        return self.path._waits.sleep(delay, endpoint=self.spec.name)
+
+    def on_retry(self, tries: int, delay: float, error: AltcraftError) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s retry %d in %.3fs after %s %s",
+                self.spec.name,
+                tries,
+                delay,
+                type(error).__name__,
+                self.label,
+            )
+
+    async def attempt(self, attempt: Try) -> Any:
+        """One try: a rate-limit slot, a connection, the hooks, the exchange, the decoding."""
+        path, spec, request = self.path, self.spec, self.request
+        path.check_usable()  # the client may have been closed while the last try was in flight
+        per_try = self.per_try
+        timeout = per_try if attempt.left is None else min(per_try, max(attempt.left, 0.001))
+        waits, hooks, limiter = path._waits, path._hooks, path.rate_limiter
+        paced_at = 0.0
+        if limiter is not None:
+            paced_at = await limiter.acquire(self.sleep)
+        if not waits.take(spec.name):
+            await waits.queue(spec.name)
+        response: HTTPResponse | None = None
+        failure: AltcraftError | None = None
+        progress = SendProgress()
+        try:
+            if hooks.request:
+                await emit(hooks.request, RequestEvent(spec.name, request.url, attempt.number + 1))
+            started = time.monotonic()
+            reset = CURRENT_SEND.set(progress)
+            try:
+                response = await path.transport.send(request, timeout=timeout)
+            except AltcraftError as error:
+                if isinstance(error, TransportError) and path._scrub:
+                    _scrub_message(path._scrub, error)  # a caller's transport may quote anything
+                # raised again below, after the response hooks saw it, without the frames
+                # under this one (their locals may hold the transport's)
+                failure = error.with_traceback(None)
+            finally:
+                CURRENT_SEND.reset(reset)
+                # for a deadline that cuts the try short, now or later in it
+                attempt.sent = progress.sent is not False
+        finally:
+            waits.release()
+        elapsed = time.monotonic() - started
+        status = progress.status if response is None else response.status
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
+                spec.path,
+                status,
+                attempt.number + 1,
+                elapsed,
+                self.label,
+                "" if failure is None else f" error={type(failure).__name__}",
+            )
+        if hooks.response:
+            headers = progress.headers if response is None else response.headers
+            event = ResponseEvent(
+                spec.name, request.url, attempt.number + 1, elapsed, status, headers, failure
+            )
+            await emit(hooks.response, event)
+        if failure is not None:
+            raise failure
+        assert response is not None
+        try:
+            result = path._decode(spec, response)
+        except (HTTPStatusError, APIError) as error:
+            if limiter is not None and http_status_of(error) == 429:
+                limiter.on_rate_limited(paced_at)
+            raise
+        if limiter is not None:
+            limiter.on_success()
+        return result
+
+
+def _task_context(args: Mapping[str, Any] | None) -> str:
+    """What the DEBUG lines of a call show besides its id: the task id of a status poll
+    (printable and short, or quoted: it may come from the caller)."""
+    task_id = None if args is None else args.get("task_id")
+    if not isinstance(task_id, str):
+        return ""
+    shown = task_id if task_id.isprintable() and len(task_id) <= 64 else repr(task_id[:64])
+    return f" task={shown}"
+
+
 def _scrub_message(scrub: Scrubber, error: AltcraftError) -> None:
     """Blank the secrets out of an error's message, in place."""
     error.args = tuple(scrub.text(arg) if isinstance(arg, str) else arg for arg in error.args)
-
-
-def _log_retry(endpoint: str, label: str, tries: int, delay: float, error: AltcraftError) -> None:
-    logger.debug(
-        "%s retry %d in %.3fs after %s %s", endpoint, tries, delay, type(error).__name__, label
-    )

@@ -10,7 +10,7 @@ children forked by one valgrind'd process after its imports, so start-up is paid
 
 Wall-clock ratios on a shared 2-core machine scatter by 20-30 %; this count repeats to about
 0.1 %, so CI can hold the SDK to a budget: :data:`BUDGETS`, in instructions per call over raw
-aiohttp sending the same bytes.
+aiohttp sending the same bytes (the issue's target, and a ratchet that fails a regression).
 """
 
 from __future__ import annotations
@@ -29,17 +29,29 @@ from attrs import frozen
 from ._icount import CLIENTS, ENDPOINTS
 from ._proc import spawn
 
-__all__ = ["BUDGETS", "Counts", "over_budget", "run_instructions"]
+__all__ = ["BUDGETS", "Budget", "Counts", "over_budget", "run_instructions", "to_target"]
 
 FORMATS = ("json", "xml")
 
-#: Most instructions per call the SDK may spend over raw aiohttp, by (endpoint, format): the
-#: goals of issue 17. ``python -m benchmarks --instructions`` fails when one is exceeded.
-BUDGETS: dict[tuple[str, str], int] = {
-    ("get_counters", "json"): 100_000,
-    ("get_counters", "xml"): 260_000,
-    ("poll", "json"): 50_000,
-    ("poll", "xml"): 130_000,
+
+@frozen
+class Budget:
+    """What the SDK may spend over raw aiohttp on one figure, in instructions per call:
+    ``target``, the goal of issue 17, and ``ratchet``, the figure last reached plus 5 %
+    (rounded up to 1 k). The command fails above the ratchet (a regression) and reports how
+    far each figure still is from its target; lower the ratchet as the figures come down."""
+
+    target: int
+    ratchet: int
+
+
+#: By (endpoint, format). Ratchets from the quick run of issue 17's second pass
+#: (+155.1 k, +345.6 k, +97.7 k, +207.3 k).
+BUDGETS: dict[tuple[str, str], Budget] = {
+    ("get_counters", "json"): Budget(target=100_000, ratchet=163_000),
+    ("get_counters", "xml"): Budget(target=260_000, ratchet=363_000),
+    ("poll", "json"): Budget(target=50_000, ratchet=103_000),
+    ("poll", "xml"): Budget(target=130_000, ratchet=218_000),
 }
 
 
@@ -135,13 +147,29 @@ def _without_valgrind(stderr: str) -> str:
 
 
 def over_budget(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """One line per row whose SDK overhead over raw exceeds its budget."""
+    """One line per row whose SDK overhead over raw exceeds its ratchet (a regression)."""
     return [
         f"{row['endpoint']} {row['format']}: SDK +{row['sdk_over_raw'] / 1000:.1f} k "
-        f"instructions per call over raw, budget +{row['budget'] / 1000:.0f} k"
+        f"instructions per call over raw, ratchet +{row['ratchet'] / 1000:.0f} k"
         for row in rows
-        if row.get("sdk_over_raw", 0) > row["budget"]
+        if row.get("sdk_over_raw", 0) > row["ratchet"]
     ]
+
+
+def to_target(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per row: how far its SDK overhead is from the issue's target."""
+    lines = []
+    for row in rows:
+        if "sdk_over_raw" not in row:
+            continue
+        gap = row["sdk_over_raw"] - row["target"]
+        where = f"{gap / 1000:.1f} k over" if gap > 0 else f"{-gap / 1000:.1f} k under"
+        target, ratchet = row["target"] / 1000, row["ratchet"] / 1000
+        lines.append(
+            f"{row['endpoint']} {row['format']}: SDK +{row['sdk_over_raw'] / 1000:.1f} k, "
+            f"target +{target:.0f} k ({where}), ratchet +{ratchet:.0f} k"
+        )
+    return lines
 
 
 def run_instructions(
@@ -177,7 +205,8 @@ def run_instructions(
                     mine = results[client, endpoint, fmt]
                     row[client] = round(mine)
                     row[f"{client}_over_raw"] = round(mine - raw)
-            row["budget"] = BUDGETS[endpoint, fmt]
+            budget = BUDGETS[endpoint, fmt]
+            row["target"], row["ratchet"] = budget.target, budget.ratchet
             row["calls"] = counts.long - counts.short
             rows.append(row)
     return rows

@@ -146,12 +146,12 @@ _ORDERS = list(itertools.permutations(_CLIENTS))
 
 
 def _summary(runs: dict[str, list[tuple[int, float, float]]]) -> dict[str, float]:
-    """Medians of each client's requests/s and CPU per request, and of its per-round ratio to
-    the raw client's requests/s."""
+    """Medians of each client's requests/s and CPU per request, of its per-round ratio to
+    the raw client's requests/s, and of the SDK's to the floor's (issue 17's goal: >= 0.95)."""
     rps = {name: [n / wall for n, wall, _ in done] for name, done in runs.items()}
 
-    def ratio(name: str) -> float:
-        pairs = zip(rps[name], rps["raw"], strict=True)
+    def ratio(name: str, to: str = "raw") -> float:
+        pairs = zip(rps[name], rps[to], strict=True)
         return round(statistics.median(mine / raw for mine, raw in pairs), 3)
 
     def cpu_us(name: str) -> float:
@@ -163,6 +163,7 @@ def _summary(runs: dict[str, list[tuple[int, float, float]]]) -> dict[str, float
         "ratio": ratio("sdk"),
         "floor_rps": round(statistics.median(rps["floor"]), 1),
         "floor_ratio": ratio("floor"),
+        "sdk_to_floor": ratio("sdk", "floor"),
         "sdk_cpu_us": cpu_us("sdk"),
         "raw_cpu_us": cpu_us("raw"),
         "floor_cpu_us": cpu_us("floor"),
@@ -188,7 +189,7 @@ async def _measure(
             log(
                 f"  overhead {fmt:4} c={concurrency:<3} sdk {row['sdk_rps']:>8} rps  "
                 f"raw {row['raw_rps']:>8} rps  ratio {row['ratio']:.3f}  "
-                f"floor ratio {row['floor_ratio']:.3f}"
+                f"floor ratio {row['floor_ratio']:.3f}  sdk/floor {row['sdk_to_floor']:.3f}"
             )
             rows.append(row)
     return rows

@@ -61,7 +61,7 @@ class Caller(Protocol):
     coalesce: bool
     _starts: StartCoalescer[Task[Any, Any]]
 
-    async def call(
+    def call(
         self,
         spec: EndpointSpec,
         args: Mapping[str, Any],
@@ -69,7 +69,7 @@ class Caller(Protocol):
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         deadline: float | None = None,
-    ) -> Any: ...
+    ) -> Awaitable[Any]: ...
 
     def new_task(
         self,
@@ -117,7 +117,7 @@ def _check_options(request_timeout: object, retry: object, policy: object = None
         raise InvalidRequestError(f"policy must be a PollPolicy, got {type(policy).__name__}")
 
 
-async def read(
+def read(
     caller: Caller,
     spec: EndpointSpec,
     args: Mapping[str, Any],
@@ -125,11 +125,13 @@ async def read(
     timeout: float | None,
     request_timeout: float | None,
     retry: RetryPolicy | None,
-) -> Any:
-    """One read call under the per-call options."""
-    _check_options(request_timeout, retry)
-    deadline = call_deadline(timeout)
-    return await caller.call(spec, args, timeout=request_timeout, retry=retry, deadline=deadline)
+) -> Awaitable[Any]:
+    """One read call under the per-call options, to be awaited (a plain function: a bad
+    option raises here, and the call path has one coroutine layer less)."""
+    if request_timeout is not None or retry is not None:
+        _check_options(request_timeout, retry)
+    deadline = None if timeout is None else call_deadline(timeout)
+    return caller.call(spec, args, timeout=request_timeout, retry=retry, deadline=deadline)
 
 
 async def read_status(
