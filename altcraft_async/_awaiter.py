@@ -103,7 +103,7 @@ class TaskSource(Protocol):
 
     default_poll_policy: PollPolicy
 
-    async def fetch_status(
+    async def _fetch_status(
         self, task_id: str, kind: TaskKind[ResultT, Any]
     ) -> TaskStatus[ResultT]: ...
 
@@ -267,7 +267,7 @@ class Task(Generic[ResultT, WaitResultT]):
 
     async def status(self) -> TaskStatus[ResultT]:
         """One ``tasks/status`` request (retried as a read)."""
-        return await self._source.fetch_status(self.task_id, self.task_kind)
+        return await self._source._fetch_status(self.task_id, self.task_kind)
 
     def resume_token(self) -> str:
         """A small versioned JSON string to pick this wait up again (holds no secret)."""
@@ -452,7 +452,7 @@ class Task(Generic[ResultT, WaitResultT]):
     async def _poll(self, shared: SharedPoll) -> None:
         """One status request, its answer or error recorded in the shared state."""
         try:
-            status = await self._source.fetch_status(self.task_id, shared.kind)
+            status = await self._source._fetch_status(self.task_id, shared.kind)
         except AltcraftError as error:
             shared.record_error(error, self._polls.clock())
             return

@@ -416,7 +416,7 @@ class AltcraftClient:
 
     # -- what the namespaces and the awaiter use (api._base.Caller, _awaiter.TaskSource) --
 
-    def call(
+    def _call(
         self,
         spec: EndpointSpec,
         args: Mapping[str, Any],
@@ -450,7 +450,7 @@ class AltcraftClient:
         request = send.build(spec, args, auth)
         return send.drive(spec, request, timeout=timeout, retry=retry, args=args)
 
-    async def fetch_status(
+    async def _fetch_status(
         self,
         task_id: str,
         kind: TaskKind[ResultT, Any] = COUNTERS,  # type: ignore[assignment]
@@ -461,14 +461,14 @@ class AltcraftClient:
         """One ``tasks/status`` request, its result decoded as ``kind``'s; ``retry`` and
         ``timeout`` (per try) default to the client's. A status that says the task ended
         releases its start: a later refresh of the same thing starts afresh."""
-        status: TaskStatus[ResultT] = await self.call(
+        status: TaskStatus[ResultT] = await self._call(
             status_spec(kind.result_type), {"task_id": task_id}, retry=retry, timeout=timeout
         )
         if status.done:
             self._starts.finished(task_id)
         return status
 
-    def new_task(
+    def _new_task(
         self,
         task_id: str,
         kind: TaskKind[ResultT, WaitResultT],
@@ -488,7 +488,7 @@ class AltcraftClient:
             source, self._polls, task_id, kind=kind, endpoint=endpoint, created=created, push=push
         )
 
-    def fan_out(
+    def _fan_out(
         self,
         refs: Iterable[RefT],
         run_one: Callable[[RefT], Awaitable[T]],
@@ -545,8 +545,10 @@ class _PollingWith:
         self._timeout = timeout
         self.default_poll_policy = client.default_poll_policy
 
-    async def fetch_status(self, task_id: str, kind: TaskKind[ResultT, Any]) -> TaskStatus[ResultT]:
-        return await self._client.fetch_status(
+    async def _fetch_status(
+        self, task_id: str, kind: TaskKind[ResultT, Any]
+    ) -> TaskStatus[ResultT]:
+        return await self._client._fetch_status(
             task_id, kind, retry=self._retry, timeout=self._timeout
         )
 

@@ -92,3 +92,22 @@ def test_importing_the_sdk_does_not_load_the_fake_or_the_push_receiver() -> None
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_client_shows_its_api_not_its_plumbing() -> None:
+    """What the namespaces and the awaiter use of the client is private; what a user calls is
+    not (issue: call, fetch_status, new_task, join_poll, leave_poll and fan_out were public)."""
+    from altcraft_async import AltcraftClient
+
+    public = {name for name in dir(AltcraftClient) if not name.startswith("_")}
+    assert public == {
+        "aclose",
+        "closed",
+        "connections_in_use",
+        "polling_tasks",
+        "rate_limiter",
+        "request",
+        "with_options",
+    }
+    for plumbing in ("call", "fetch_status", "new_task", "join_poll", "leave_poll", "fan_out"):
+        assert not hasattr(AltcraftClient, plumbing)

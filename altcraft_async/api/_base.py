@@ -61,7 +61,7 @@ class Caller(Protocol):
     coalesce: bool
     _starts: StartCoalescer[Task[Any, Any]]
 
-    def call(
+    def _call(
         self,
         spec: EndpointSpec,
         args: Mapping[str, Any],
@@ -71,7 +71,7 @@ class Caller(Protocol):
         deadline: float | None = None,
     ) -> Awaitable[Any]: ...
 
-    def new_task(
+    def _new_task(
         self,
         task_id: str,
         kind: TaskKind[ResultT, WaitResultT],
@@ -83,7 +83,7 @@ class Caller(Protocol):
         request_timeout: float | None = None,
     ) -> Task[ResultT, WaitResultT]: ...
 
-    def fan_out(
+    def _fan_out(
         self,
         refs: Iterable[RefT],
         run_one: Callable[[RefT], Awaitable[T]],
@@ -131,7 +131,7 @@ def read(
     if request_timeout is not None or retry is not None:
         _check_options(request_timeout, retry)
     deadline = None if timeout is None else call_deadline(timeout)
-    return caller.call(spec, args, timeout=request_timeout, retry=retry, deadline=deadline)
+    return caller._call(spec, args, timeout=request_timeout, retry=retry, deadline=deadline)
 
 
 async def read_status(
@@ -199,7 +199,7 @@ async def start_task(
         return await start()
 
     def join(task_id: str) -> Task[Any, Any]:
-        return caller.new_task(task_id, kind, retry=retry, request_timeout=request_timeout)
+        return caller._new_task(task_id, kind, retry=retry, request_timeout=request_timeout)
 
     task: Task[ResultT, WaitResultT] = await caller._starts.start_or_join(
         key, start, join, _task_id_of, deadline=deadline, endpoint=spec.name
@@ -240,7 +240,7 @@ async def _start(
     if feedback is not None:
         args = {**args, "feedback": feedback}
     try:
-        ref: TaskRef = await caller.call(
+        ref: TaskRef = await caller._call(
             spec, args, timeout=request_timeout, retry=retry, deadline=deadline
         )
     except BaseException:
@@ -249,7 +249,7 @@ async def _start(
         raise
     if push is not None:
         push.task_id = ref.task_id
-    return caller.new_task(
+    return caller._new_task(
         ref.task_id, kind, push=push, retry=retry, request_timeout=request_timeout
     )
 
@@ -295,7 +295,7 @@ async def wait_task(
     check_task_id(task_id)
     _check_options(request_timeout, retry, policy)
     deadline = wait_deadline(caller, timeout, policy)
-    task = caller.new_task(task_id, kind, retry=retry, request_timeout=request_timeout)
+    task = caller._new_task(task_id, kind, retry=retry, request_timeout=request_timeout)
     return await wait_for(caller, task, deadline=deadline, policy=policy, on_progress=on_progress)
 
 
@@ -366,7 +366,7 @@ def refresh_many(
             coalesce=coalesce,
         )
 
-    return caller.fan_out(refs, run_one, concurrency=concurrency, fail_fast=fail_fast)
+    return caller._fan_out(refs, run_one, concurrency=concurrency, fail_fast=fail_fast)
 
 
 def _fields_of(ref: Any) -> dict[str, Any]:

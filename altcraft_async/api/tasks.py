@@ -56,7 +56,7 @@ class TasksAPI:
         """A handle on an existing task id (e.g. one stored in a database). Its result is
         read as ``kind`` says (counters when omitted: the start call is not known)."""
         check_task_id(task_id)
-        return self._caller.new_task(task_id, _checked_kind(kind))
+        return self._caller._new_task(task_id, _checked_kind(kind))
 
     @overload
     def resume(self, resume_token: str) -> Task: ...
@@ -80,7 +80,7 @@ class TasksAPI:
             kind = kind_named(named)
         elif named and _checked_kind(kind).name != named:
             raise InvalidRequestError(f"the resume token is of kind {named!r}, not {kind.name!r}")
-        return self._caller.new_task(
+        return self._caller._new_task(
             data["task_id"], kind, endpoint=data.get("endpoint", ""), created=data["created"]
         )
 
