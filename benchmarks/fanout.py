@@ -2,7 +2,7 @@
 
 Each run starts a fresh fake (``benchmarks._fake``; same seed, so the same task durations drawn
 uniformly from 0.5-5 s) and refreshes ``tasks`` segments through the client's fan-out
-(``client.fan_out``, the engine of ``refresh_many``) with ``concurrency=tasks``: every task is
+(``client._fan_out``, the engine of ``refresh_many``) with ``concurrency=tasks``: every task is
 started with ``segments.refresh_counters`` and awaited with ``Task.wait(policy=...)``.
 
 - ``wall_s``: first refresh request to last ``wait()`` return; ``longest_task_s``: the longest
@@ -136,7 +136,7 @@ async def _fan_out(base_url: str, tasks: int, policy: PollPolicy | None) -> dict
         sampler = asyncio.ensure_future(sample())
         cpu0 = time.process_time()
         t0 = time.time()
-        async with client.fan_out(
+        async with client._fan_out(  # the engine of refresh_many, with a run_one of our own
             _refs(tasks), run_one, concurrency=tasks, fail_fast=False
         ) as outcomes:
             async for outcome in outcomes:
