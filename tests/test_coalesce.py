@@ -272,3 +272,85 @@ async def test_coalesce_must_be_a_bool() -> None:
         assert fake.stats.requests == 0
     with pytest.raises(InvalidRequestError, match="coalesce"):
         AltcraftClient("http://127.0.0.1:1", token="t", coalesce=1)  # type: ignore[arg-type]
+
+
+# --- how a failed start reaches the calls that joined it (through the transport seam) --------
+
+SEAM_URL = "https://altcraft.example"
+SEG_ARGS = {"segment_id": 7, "resource_id": 24}
+
+
+async def test_a_start_that_got_no_answer_fails_its_joiners_together_not_one_by_one() -> None:
+    from altcraft_async import Backoff, HTTPRequest, HTTPResponse, RetryPolicy, TransportError
+    from altcraft_async.testing import MockTransport
+
+    release = anyio.Event()
+    sent = 0
+
+    async def handler(request: HTTPRequest) -> HTTPResponse:
+        nonlocal sent
+        sent += 1
+        await release.wait()
+        raise TransportError("cannot connect", endpoint=request.endpoint, sent=False)
+
+    retry = RetryPolicy(attempts=2, backoff=Backoff(initial=0.001, max_interval=0.001))
+    mock = MockTransport(handler)
+    async with AltcraftClient(SEAM_URL, token="t", transport=mock, retry=retry) as client:
+        errors: list[BaseException] = []
+
+        async def refresh() -> None:
+            try:
+                await client.segments.refresh_counters(**SEG_ARGS)
+            except TransportError as error:
+                errors.append(error)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(refresh)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+    # the leader's two tries, and no start of their own for the 19 that joined it
+    assert sent == 2 and len(errors) == 20
+    assert len({id(error) for error in errors}) == 20  # each caller its own copy
+    assert {str(error) for error in errors} == {str(errors[0])}
+    joined = [error for error in errors if error.__cause__ is not None]
+    assert len(joined) == 19 and all(isinstance(e.__cause__, TransportError) for e in joined)
+
+
+async def test_a_joiner_whose_own_policy_would_retry_the_failure_starts_again() -> None:
+    from altcraft_async import APIError, Backoff, HTTPRequest, HTTPResponse, RetryPolicy
+    from altcraft_async.testing import MockTransport
+
+    first = anyio.Event()
+    answers = 0
+
+    async def handler(request: HTTPRequest) -> HTTPResponse:
+        nonlocal answers
+        answers += 1
+        if answers == 1:
+            await first.wait()
+            return MockTransport.json_reply(status=429, error=429, error_text="slow down")
+        return MockTransport.json_reply({"task_id": "t-2"})
+
+    fast = RetryPolicy(backoff=Backoff(initial=0.001, max_interval=0.001))
+    mock = MockTransport(handler)
+    async with AltcraftClient(SEAM_URL, token="t", transport=mock, retry=fast) as client:
+        results: dict[str, Any] = {}
+
+        async def leader() -> None:
+            try:
+                await client.segments.refresh_counters(**SEG_ARGS, retry=RetryPolicy(attempts=1))
+            except APIError as error:
+                results["leader"] = error.code
+
+        async def joiner() -> None:
+            results["joiner"] = (await client.segments.refresh_counters(**SEG_ARGS)).task_id
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(leader)
+            await anyio.wait_all_tasks_blocked()
+            group.start_soon(joiner)
+            await anyio.wait_all_tasks_blocked()
+            first.set()
+    # the leader's one try got 429; the joiner's policy (4 tries) retries a 429, even a start's
+    assert results == {"leader": 429, "joiner": "t-2"} and answers == 2

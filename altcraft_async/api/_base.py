@@ -59,6 +59,7 @@ class Caller(Protocol):
     default_poll_policy: PollPolicy
     #: Whether task starts join a running refresh of the same thing by default.
     coalesce: bool
+    _retry: RetryPolicy
     _starts: StartCoalescer[Task[Any, Any]]
 
     def _call(
@@ -202,7 +203,13 @@ async def start_task(
         return caller._new_task(task_id, kind, retry=retry, request_timeout=request_timeout)
 
     task: Task[ResultT, WaitResultT] = await caller._starts.start_or_join(
-        key, start, join, _task_id_of, deadline=deadline, endpoint=spec.name
+        key,
+        start,
+        join,
+        _task_id_of,
+        retry=retry or caller._retry,
+        deadline=deadline,
+        endpoint=spec.name,
     )
     return task
 

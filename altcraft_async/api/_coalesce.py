@@ -13,10 +13,13 @@ ended, that is:
   is never joined: its result could be arbitrarily old). A wait's :class:`TaskTimeoutError`
   releases nothing: the task may well be running still.
 
-A start that failed with an answer (an API error, an HTTP error, an unreadable reply, bad
-arguments) fails every caller that joined it; a start that got no answer (cancelled, timed
-out, connection lost) is tried again by the callers that joined it, one of them leading,
-since a reason of the leader's own (its shorter deadline, its cancellation) is not theirs.
+A start that failed fails every caller that joined it, each with a copy of the error (its
+cause: the one error), since the leader's retries already spent what the same policy allows:
+N joiners of a start that got no answer fail once, together, not one after another. Two
+exceptions, where the reason is the leader's own: a leader that was cancelled (or failed with
+anything not the SDK's) is replaced by one of the joiners, which leads a new start for all the
+others; and a joiner whose retry policy is not the leader's and would retry the failure (a 429,
+a start that provably never left) leads a new start too.
 """
 
 from __future__ import annotations
@@ -27,20 +30,27 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
-from .._errors import (
-    APIError,
-    DecodeError,
-    HTTPStatusError,
-    InvalidRequestError,
-    RequestTimeoutError,
-)
+from .._errors import AltcraftError, RequestTimeoutError
+from .._retry import RetryPolicy
 
 __all__ = ["StartCoalescer", "start_key"]
 
 HandleT = TypeVar("HandleT")
 
-#: Failures of a start that are the server's (or the arguments') answer: shared by its joiners.
-_ANSWERS = (APIError, HTTPStatusError, DecodeError, InvalidRequestError)
+
+class _Failed:
+    """How a led start failed: the error and the retry policy it was sent under."""
+
+    __slots__ = ("error", "retry")
+
+    def __init__(self, error: AltcraftError, retry: RetryPolicy) -> None:
+        self.error = error
+        self.retry = retry
+
+    def shared_with(self, retry: RetryPolicy) -> bool:
+        """Whether a joiner sending under ``retry`` takes this failure as its own: yes,
+        unless its policy is another one that would try again."""
+        return retry == self.retry or not retry.should_retry(self.error, starts_task=True)
 
 
 def start_key(kind_name: str, path: str, args: Mapping[str, Any]) -> Hashable | None:
@@ -67,7 +77,7 @@ class _Entry:
 
     __slots__ = ("handles", "started", "task_id")
 
-    def __init__(self, started: asyncio.Future[str | BaseException | None]) -> None:
+    def __init__(self, started: asyncio.Future[str | _Failed | None]) -> None:
         self.started = started
         self.task_id: str | None = None
         self.handles = 0
@@ -96,21 +106,25 @@ class StartCoalescer(Generic[HandleT]):
         join: Callable[[str], HandleT],
         task_id_of: Callable[[HandleT], str],
         *,
+        retry: RetryPolicy,
         deadline: float | None,
         endpoint: str,
     ) -> HandleT:
         """A handle on the task of ``key``: ``start()``'s when nothing runs under the key,
-        else ``join(task_id)`` of the running one (after its start, if still in flight)."""
+        else ``join(task_id)`` of the running one (after its start, if still in flight).
+        ``retry`` is the policy this caller's start would be sent under."""
         while True:
             entry = self._entries.get(key)
             if entry is None:
-                return await self._lead(key, start, task_id_of)
+                return await self._lead(key, start, task_id_of, retry)
             if entry.task_id is None:
                 outcome = await _within(entry.started, deadline, endpoint)
                 if outcome is None:
-                    continue  # the start got no answer: try again, maybe leading
-                if isinstance(outcome, BaseException):
-                    raise outcome
+                    continue  # the leader was cancelled: one of the joiners leads anew
+                if isinstance(outcome, _Failed):
+                    if not outcome.shared_with(retry):
+                        continue  # a policy of its own would try again: lead, or join who does
+                    raise _copy(outcome.error) from outcome.error
             assert entry.task_id is not None
             return self._hold(key, entry, join(entry.task_id))
 
@@ -132,8 +146,9 @@ class StartCoalescer(Generic[HandleT]):
         key: Hashable,
         start: Callable[[], Awaitable[HandleT]],
         task_id_of: Callable[[HandleT], str],
+        retry: RetryPolicy,
     ) -> HandleT:
-        started: asyncio.Future[str | BaseException | None]
+        started: asyncio.Future[str | _Failed | None]
         started = asyncio.get_running_loop().create_future()
         entry = self._entries[key] = _Entry(started)
         try:
@@ -141,7 +156,8 @@ class StartCoalescer(Generic[HandleT]):
         except BaseException as error:
             if self._entries.get(key) is entry:
                 del self._entries[key]
-            started.set_result(error if isinstance(error, _ANSWERS) else None)
+            failed = _Failed(error, retry) if isinstance(error, AltcraftError) else None
+            started.set_result(failed)
             raise
         entry.task_id = task_id = task_id_of(handle)
         self._by_task[task_id] = key
@@ -163,9 +179,17 @@ class StartCoalescer(Generic[HandleT]):
                 del self._by_task[entry.task_id]
 
 
+def _copy(error: AltcraftError) -> AltcraftError:
+    """A joiner's own copy of the leader's error (same type, message and fields): the
+    traceback each raise grows, and a note a caller adds, stay its own."""
+    clone = type(error).__new__(type(error), *error.args)
+    clone.__dict__.update(error.__dict__)
+    return clone
+
+
 async def _within(
-    started: asyncio.Future[str | BaseException | None], deadline: float | None, endpoint: str
-) -> str | BaseException | None:
+    started: asyncio.Future[str | _Failed | None], deadline: float | None, endpoint: str
+) -> str | _Failed | None:
     """The outcome of a start this caller joined, awaited until its own ``deadline`` at most
     (its cancellation or deadline leaves the start alone: others may be waiting for it)."""
     if deadline is None:
