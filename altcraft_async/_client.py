@@ -177,6 +177,7 @@ class AltcraftClient:
         self._retry = retry or RetryPolicy()
         #: Whether it owns the pool: a with_options view does not (its parent does)
         self._is_view = False
+        self._owner: AltcraftClient | None = None  # a view's: the client that owns the pool
         bearer = auth == "bearer"
         #: How each token goes on the wire, made once: the send path only picks one.
         self._auth = Auth(secret, format, bearer=bearer)
@@ -244,12 +245,14 @@ class AltcraftClient:
         polls. Making a view costs no connection, so make one per call if you like.
 
         This client owns the pool: closing it closes every view, and closing a view (or
-        leaving its ``async with``) leaves the pool open.
+        leaving its ``async with``) leaves the pool open. A view keeps this client alive, so a
+        pool nobody closed is still reported (a ResourceWarning) when both are dropped.
         """
         check_number("timeout", timeout, above=0.0, optional=True)
         _check_policies(retry, poll)
         view = copy.copy(self)  # shares every part: the pool, the send path, the polls...
         view._is_view = True
+        view._owner = self  # alive while a view is: it warns if nobody closes the pool
         view._timeout = self._timeout if timeout is None else float(timeout)
         view._retry = retry or self._retry
         view.default_poll_policy = poll or self.default_poll_policy

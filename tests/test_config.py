@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import pickle
 import traceback
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -434,3 +435,19 @@ async def test_pickling_a_task_points_to_its_resume_token() -> None:
         resumed = client.tasks.resume(task.resume_token())  # what the message says works
         assert resumed.task_id == task.task_id
         assert await resumed.wait(timeout=5) == []
+
+
+async def test_a_view_keeps_the_client_that_owns_its_pool_alive(fake: FakeAltcraft) -> None:
+    # AltcraftClient(...).with_options(...) with the client dropped at once: the pool is the
+    # client's, so the view must keep it reachable (to be closed, or reported unclosed)
+    client = AltcraftClient(fake.url, token=TOKEN)
+    owner = weakref.ref(client)
+    view = client.with_options(timeout=5)
+    del client
+    gc.collect()
+    async with view:
+        await view.segments.get_counters(**SEG)
+    kept = owner()
+    assert kept is not None and not kept.closed  # leaving the view left the pool open
+    await kept.aclose()
+    assert view.closed

@@ -242,6 +242,8 @@ async def test_a_bad_path_is_refused_before_anything_is_sent(path: Any) -> None:
     [
         ({"token": "other"}, "token"),
         ({"format": "xml"}, "format"),
+        ({"Token": "other"}, "Token"),  # a server may match names without case
+        ({"FORMAT": "xml"}, "FORMAT"),
         ([("id", 1)], "mapping"),
         ({"id": object()}, "plain data"),
         ({"id": float("nan")}, "finite"),

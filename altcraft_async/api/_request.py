@@ -54,13 +54,15 @@ def check_path(path: object) -> str:
 def check_plain(params: object) -> dict[str, Any]:
     """``params`` as a dict, checked to be plain data: str keys naming parameters, values
     None, bool, 64-bit int, finite float, str, or lists and mappings of them. ``token`` and
-    ``format`` are the client's to write."""
+    ``format`` (in any case) are the client's to write."""
     if params is None:
         return {}
     if not isinstance(params, Mapping):
         raise InvalidRequestError(f"params must be a mapping, got {type(params).__name__}")
     for name in params:
-        if name in _RESERVED:
+        # any spelling: a server that matches keys without case (Go's encoding/json does)
+        # would read a "Token" of the caller's over the client's own
+        if isinstance(name, str) and name.casefold() in _RESERVED:
             raise InvalidRequestError(
                 f"params must not hold {name!r}: the client sends its own (the token from "
                 "the client's configuration, the format it was made with)"
