@@ -148,6 +148,8 @@ def _xml_fields(document: Mapping[str, Any], out: list[str]) -> None:
                 _xml_fields(item, out)
             elif isinstance(item, bool):
                 out.append("true" if item else "false")
+            elif isinstance(item, list | tuple):  # repeated elements repeat once, no deeper
+                raise InvalidRequestError(f"{key}: a list inside a list has no XML form")
             elif item is not None:
                 out.append(escape_xml(str(item)))
             out.append(close_tag)

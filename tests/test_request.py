@@ -281,3 +281,13 @@ async def test_the_readmes_example_runs_against_the_fake(
     await namespace["main"]()
     printed = capsys.readouterr().out
     assert "Database(id=1, name='database 1')" in printed and "'id': '1'" in printed
+
+
+async def test_a_list_inside_a_list_is_refused_in_xml_before_sending() -> None:
+    # JSON has nested arrays; XML repeats an element once and has no form for a list in a list
+    async with mocked(MockTransport.reply({"n": 1}, fmt="xml"), format="xml") as (transport, c):
+        with pytest.raises(InvalidRequestError, match="ids: a list inside a list has no XML"):
+            await c.request("campaigns/list", {"ids": [[1, 2], [3]]})
+        assert transport.requests == []
+        assert await c.request("campaigns/list", {"ids": [1, 2]}) == {"n": "1"}  # XML: text
+        assert b"<ids>1</ids><ids>2</ids>" in transport.requests[0].body
