@@ -286,8 +286,8 @@ class StartLedger:
         max_in_flight: int | None = None,
         ttl: float = 7 * 86400.0,
     ) -> None:
-        self.account = check_name("account", account)
-        self.run = check_name("run", run)
+        self.account: str = check_name("account", account)
+        self.run: str = check_name("run", run)
         for name, value in (("send_lease", send_lease), ("hold", hold), ("ttl", ttl)):
             check_number(name, value, above=0.0)
         check_number("max_in_flight", max_in_flight, at_least=1, integer=True, optional=True)
@@ -295,8 +295,8 @@ class StartLedger:
             raise InvalidRequestError(
                 f"on_unknown must be 'report' or 'restart', got {on_unknown!r}"
             )
-        self.send_lease = float(send_lease)
-        self.hold = float(hold)
+        self.send_lease: float = float(send_lease)
+        self.hold: float = float(hold)
         self.on_unknown = on_unknown
         self.max_in_flight = max_in_flight
         self._ttl_ms = round(ttl * 1000)

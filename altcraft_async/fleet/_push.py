@@ -51,7 +51,7 @@ class FleetFeedbackReceiver(FeedbackReceiver):
 
     def __init__(self, redis: Redis, *, account: str = "default", **options: Any) -> None:
         super().__init__(**options)
-        self.account = check_name("account", account)
+        self.account: str = check_name("account", account)
         self._redis = redis
         self._ledgers: dict[str, StartLedger] = {}
         self.stored: int = 0

@@ -92,7 +92,7 @@ class Fleet:
         from redis.asyncio import Redis
 
         check_number("ttl", ttl, above=0.0)
-        self.account = check_name("account", account)
+        self.account: str = check_name("account", account)
         self.redis_url = redis_url
         self._ttl_ms = round(ttl * 1000)
         self.redis: Redis = Redis.from_url(redis_url)
@@ -159,8 +159,8 @@ class FleetRun:
     """One run of a :class:`Fleet`: progress, results, unknowns, one pair's wait."""
 
     def __init__(self, fleet: Fleet, run: str) -> None:
-        self.fleet = fleet
-        self.run = run
+        self.fleet: Fleet = fleet
+        self.run: str = run
         self._redis = fleet.redis
         self._account = fleet.account
 
