@@ -101,24 +101,16 @@ async def run_pair(
     killed while it waits must leave nothing ``sending``, or the pair would turn unknown).
     A slot that does not come within ``timeout`` leaves the pair unclaimed (``released``):
     a batch of thousands of pairs queued behind one account's rate must still end its slice
-    before its engine's job timeout, or the engine gives the batch up. A claim that comes
-    after its slot went stale is given back and the slot taken again (bounded by
-    ``timeout``), so a start never queues for a slot inside its ``sending`` window."""
+    before its engine's job timeout, or the engine gives the batch up."""
     pair = pair_id(ref)
     deadline = math.inf if timeout is None else anyio.current_time() + timeout
     async with AsyncExitStack() as prepaid:
-        while True:
-            if limiter is not None and await ledger.startable(pair):
-                with anyio.move_on_after(deadline - anyio.current_time()) as queued:
-                    await prepaid.enter_async_context(limiter.slot())  # the slot, then the claim
-                if queued.cancelled_caught:
-                    return PairOutcome(ref, "released", detail="no rate slot within the slice")
-            claim = await ledger.claim(pair, owner)
-            if claim.action != "start" or limiter is None or limiter.prepaid_on_time():
-                break
-            # the claim came too late for the slot (a busy event loop): sending now would
-            # queue for a new slot inside the start window, unbounded; give the claim back
-            await ledger.release(pair, owner, claim.fence)
+        if limiter is not None and await ledger.startable(pair):
+            with anyio.move_on_after(math.inf if timeout is None else timeout) as queued:
+                await prepaid.enter_async_context(limiter.slot())  # the slot, then the claim
+            if queued.cancelled_caught:
+                return PairOutcome(ref, "released", detail="no rate slot within the slice")
+        claim = await ledger.claim(pair, owner)
         if claim.action == "start":
             begun = await _start(client, ledger, pair, ref, owner, claim.fence)
             if isinstance(begun, PairOutcome):

@@ -175,12 +175,6 @@ class RedisRateLimiter:
         paced_at, _ = await self._next_slot(sleep)
         return paced_at
 
-    def prepaid_on_time(self) -> bool:
-        """Whether this task holds a slot from :meth:`slot` that its next request may still
-        spend (not past ``late_tolerance``): else that request would queue for a new one."""
-        prepaid = _PREPAID.get()
-        return prepaid is not None and self._clock() - prepaid[1] <= self.late_tolerance
-
     async def _next_slot(self, sleep: Sleep) -> tuple[float, float]:
         """Wait for a slot that this task reaches on time: (when it asked, when it was due)."""
         paced_at = self._clock()
