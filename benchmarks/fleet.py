@@ -10,6 +10,8 @@ Lua script counts as one), duplicates (pairs with more than one task in the fake
 be 0), unknowns, and the peak requests in any 1 s window twice: as the clients sent them (a
 request hook stamps every try: the rate the limiter kept) and as the fake received them (its
 own event loop's delays included), with the fake's CPU share (near 1.0: it is the bottleneck).
+The driver is also the run's supervisor: every SUPERVISE_EVERY seconds it enqueues the run
+again when arq has given a batch up (past its ``job_timeout``), and reports how many it revived.
 
 Why one fake process, not several: a run's tasks are polled by whichever worker resumes them,
 so every worker must see one task table. A fake sharing its loop with the driver bunched
