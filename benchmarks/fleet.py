@@ -10,6 +10,8 @@ Lua script counts as one), duplicates (pairs with more than one task in the fake
 be 0), unknowns, and the peak requests in any 1 s window twice: as the clients sent them (a
 request hook stamps every try: the rate the limiter kept) and as the fake received them (its
 own event loop's delays included), with the fake's CPU share (near 1.0: it is the bottleneck).
+The driver is also the run's supervisor: every SUPERVISE_EVERY seconds it enqueues the run
+again when arq has given a batch up (past its ``job_timeout``), and reports how many it revived.
 
 Why one fake process, not several: a run's tasks are polled by whichever worker resumes them,
 so every worker must see one task table. A fake sharing its loop with the driver bunched
@@ -39,6 +41,9 @@ SIZES = {"full": (20_000, 4, 500.0), "quick": (2_000, 4, 500.0), "smoke": (200, 
 SLICE = 30.0
 TOKEN = "bench-token"
 DEADLINE = 1800.0
+#: Seconds between the driver's supervisor steps: ``Fleet.start`` again revives the batches
+#: arq gave up on (``enqueue_run``); the ledger makes it safe.
+SUPERVISE_EVERY = 20.0
 
 
 def _peak(times: list[float], window: float = 1.0) -> int:
@@ -67,6 +72,18 @@ def _redis_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
             raise SystemExit("redis-server did not start")
         time.sleep(0.05)
     return process, f"unix://{socket}"
+
+
+async def _failed_batches(redis: Any) -> int:
+    """Batches arq gave up on (a job past its ``job_timeout`` is failed, never run again)."""
+    from arq.jobs import deserialize_result
+
+    failed = 0
+    async for key in redis.scan_iter(match="arq:result:bench.*"):
+        raw = await redis.get(key)
+        if raw is not None and not deserialize_result(raw).success:
+            failed += 1
+    return failed
 
 
 def _stamps(directory: Path) -> list[float]:
@@ -102,8 +119,16 @@ async def _run(
         try:
             began = time.monotonic()
             run = await fleet.start("bench", refs, engine=ArqEngine(), batch_size=200)
+            revived, supervised = 0, time.monotonic()
             async for progress in run.watch(every=2.0, timeout=DEADLINE):
                 log(f"  fleet: {progress.finished}/{progress.total} finished")
+                if time.monotonic() - supervised > SUPERVISE_EVERY:  # the supervisor's step
+                    supervised = time.monotonic()
+                    failed = await _failed_batches(redis)
+                    if failed:
+                        log(f"  fleet: {failed} batches given up by arq; enqueued again")
+                        revived += failed
+                        await fleet.start("bench", refs, engine=ArqEngine(), batch_size=200)
             wall = time.monotonic() - began
         finally:
             for process in processes:
@@ -126,6 +151,7 @@ async def _run(
             "wall_over_ideal": round(wall / (len(arrived) / rate), 2),
             "redis_cmds_per_pair": round((after - before) / pairs, 1),
             "duplicates": sum(count > 1 for count in starts.values()),
+            "batches_revived": revived,
             "unknown": progress.unknown,
             "done": progress.done,
             "peak_sent_1s": _peak(sent),

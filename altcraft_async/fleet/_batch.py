@@ -12,11 +12,13 @@ crash leaves open, for the tests to prove it is detected (``unknown``) and never
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 from contextlib import AsyncExitStack
 from typing import Literal
 
+import anyio
 from attrs import frozen
 
 from .._awaiter import Task
@@ -91,15 +93,23 @@ async def run_pair(
     limiter: RedisRateLimiter | None = None,
 ) -> PairOutcome:
     """Start ``ref``'s refresh unless the ledger says it was (then resume or report it), and
-    wait at most ``timeout`` seconds for its counters.
+    wait for its counters; ``timeout`` bounds the whole call (the wait for a rate slot and
+    the wait for the task share it) but never cuts a start between its claim and its token.
 
     ``limiter`` (the client's shared one): take the start's rate slot *before* claiming the
     pair, so the ``sending`` window is one round trip, not a wait in the rate queue (a worker
-    killed while it waits must leave nothing ``sending``, or the pair would turn unknown)."""
+    killed while it waits must leave nothing ``sending``, or the pair would turn unknown).
+    A slot that does not come within ``timeout`` leaves the pair unclaimed (``released``):
+    a batch of thousands of pairs queued behind one account's rate must still end its slice
+    before its engine's job timeout, or the engine gives the batch up."""
     pair = pair_id(ref)
+    deadline = math.inf if timeout is None else anyio.current_time() + timeout
     async with AsyncExitStack() as prepaid:
         if limiter is not None and await ledger.startable(pair):
-            await prepaid.enter_async_context(limiter.slot())  # the slot first, then the claim
+            with anyio.move_on_after(math.inf if timeout is None else timeout) as queued:
+                await prepaid.enter_async_context(limiter.slot())  # the slot, then the claim
+            if queued.cancelled_caught:
+                return PairOutcome(ref, "released", detail="no rate slot within the slice")
         claim = await ledger.claim(pair, owner)
         if claim.action == "start":
             begun = await _start(client, ledger, pair, ref, owner, claim.fence)
@@ -110,8 +120,11 @@ async def run_pair(
             task = client.tasks.resume(claim.token)
         else:
             return PairOutcome(ref, claim.action, detail=claim.detail)  # type: ignore[arg-type]
+    left = deadline - anyio.current_time()
+    if left <= 0:
+        return PairOutcome(ref, "started", task_id=task.task_id)
     try:
-        result = await task.wait(timeout=timeout)
+        result = await task.wait(timeout=None if left == math.inf else left)
     except TaskTimeoutError:
         return PairOutcome(ref, "started", task_id=task.task_id)
     except TaskFailedError as error:

@@ -17,6 +17,8 @@ from typing import Any
 import anyio
 from arq import Retry
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import result_key_prefix
+from arq.jobs import Job
 from arq.worker import func
 
 from .._client import AltcraftClient
@@ -75,12 +77,19 @@ async def refresh_batch(
 async def enqueue_run(
     redis: ArqRedis, run: str, refs: Sequence[SegmentRef], *, batch_size: int = 200
 ) -> int:
-    """Enqueue ``run``'s batches (job ids ``run.N``: enqueueing twice adds nothing); their
-    number."""
+    """Enqueue ``run``'s batches (job ids ``run.N``); their number. Enqueueing again adds
+    nothing for a batch queued, running or finished, and revives a batch arq gave up on (it
+    fails a job that overran ``job_timeout`` and never runs it again, and refuses a job id
+    whose result it keeps): the supervisor's step, safe because the ledger decides every
+    pair."""
     batches = [refs[start : start + batch_size] for start in range(0, len(refs), batch_size)]
     for number, batch in enumerate(batches):
+        job_id = f"{run}.{number}"
+        result = await Job(job_id, redis).result_info()
+        if result is not None and not result.success:
+            await redis.delete(result_key_prefix + job_id)
         rows = [[ref.segment_id, ref.resource_id, ref.database_id] for ref in batch]
-        await redis.enqueue_job(JOB_NAME, run, rows, _job_id=f"{run}.{number}")
+        await redis.enqueue_job(JOB_NAME, run, rows, _job_id=job_id)
     return len(batches)
 
 

@@ -1,6 +1,7 @@
 """The producer (a nightly cron job): start tonight's run, or re-attach to it after a crash,
-then watch it and save the results. ``python producer.py refs.csv`` (rows
-``segment_id,resource_id[,database_id]``); ``REDIS_URL`` names the fleet's Redis.
+then watch it and save the results. ``python producer.py refs.csv [RUN_ID]`` (rows
+``segment_id,resource_id[,database_id]``; the run id defaults to tonight's date);
+``REDIS_URL`` names the fleet's Redis.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from altcraft_async.fleet import Fleet
 from altcraft_async.fleet.arq import ArqEngine
 
 
-async def main(path: str) -> None:
+async def main(path: str, run_id: str | None = None) -> None:
     with open(path, encoding="utf-8") as rows:
         refs = [SegmentRef(*(int(cell) for cell in row)) for row in csv.reader(rows) if row]
-    run_id = f"nightly-{datetime.date.today().isoformat()}"
+    run_id = run_id or f"nightly-{datetime.date.today().isoformat()}"
     async with Fleet(os.environ["REDIS_URL"], account="acme") as fleet:
         run = await fleet.start(run_id, refs, engine=ArqEngine(), batch_size=200)
         async for progress in run.watch(every=10, timeout=6 * 3600):
@@ -31,4 +32,4 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(*sys.argv[1:3]))

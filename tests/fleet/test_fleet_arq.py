@@ -4,11 +4,12 @@ and the real redis-server; waits end in slices and the job re-schedules itself."
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import anyio
 import pytest
 import redis.asyncio as aioredis
-from arq.connections import create_pool
+from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker
 
 from altcraft_async import AltcraftClient, Backoff, PollPolicy, SegmentRef
@@ -63,3 +64,58 @@ async def test_a_run_on_an_arq_worker_starts_each_pair_once_and_finishes(redis_u
         async with aioredis.Redis.from_url(redis_url) as redis:
             counts = await StartLedger(redis, account="acme", run="r1").counts()
         assert counts == {"started": 12, "done": 12, "failed": 0, "unknown": 0, "restarted": 0}
+
+
+async def _burst(settings: type, pool: ArqRedis, job_timeout: float) -> Worker:
+    """Run an arq worker on ``pool`` until its queue is empty; the worker (closed)."""
+    worker = Worker(
+        functions=settings.functions,  # type: ignore[attr-defined]
+        redis_pool=pool,
+        on_startup=settings.on_startup,  # type: ignore[attr-defined]
+        on_shutdown=settings.on_shutdown,  # type: ignore[attr-defined]
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+        job_timeout=job_timeout,
+    )
+    with anyio.fail_after(60):
+        await worker.main()
+    with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close()
+        warnings.simplefilter("ignore", DeprecationWarning)
+        await worker.close()
+    return worker
+
+
+async def test_enqueueing_again_revives_a_batch_arq_gave_up_on(redis_url: str) -> None:
+    # arq fails a job that overruns its job_timeout and never runs it again, and it refuses
+    # to enqueue a job id whose result it keeps: without the revival the run stalls.
+    platform = seeded_platform(profiles=50, segments=4, resources=1)
+    async with FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(2.0)) as fake:
+        settings = worker_settings(
+            redis_url=redis_url,
+            client=lambda limiter: AltcraftClient(
+                fake.url, token=fake.token, rate_limiter=limiter, poll=FAST_POLL
+            ),
+            rate_limit=200,
+            account="acme",
+            slice_s=10.0,  # longer than the tasks: the first worker's job_timeout cuts it
+            send_lease=1.0,
+            defer_s=0.05,
+        )
+        refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
+        pool = await create_pool(settings.redis_settings)
+        try:
+            assert await enqueue_run(pool, "r1", refs, batch_size=4) == 1
+            cut = await _burst(settings, pool, job_timeout=0.5)
+            assert (cut.jobs_complete, cut.jobs_failed) == (0, 1)
+            assert await enqueue_run(pool, "r1", refs, batch_size=4) == 1  # revived
+            worker = await _burst(settings, pool, job_timeout=settings.job_timeout)  # type: ignore[attr-defined]
+            assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
+        finally:
+            await pool.aclose()
+        starts = Counter(task.segment_id for task in fake.tasks.values())
+        assert max(starts.values()) == 1  # never a pair started twice
+        async with aioredis.Redis.from_url(redis_url) as redis:
+            counts = await StartLedger(redis, account="acme", run="r1").counts()
+        assert counts["done"] + counts["unknown"] == len(refs)  # every pair final
+        assert counts["done"] >= 1  # (unknown: a start the cut job was sending)

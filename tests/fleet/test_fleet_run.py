@@ -19,7 +19,15 @@ from altcraft_async import (
     TaskTimeoutError,
     TransportError,
 )
-from altcraft_async.fleet import Fleet, StartLedger, pair_id, ref_of, run_pair, start_verdict
+from altcraft_async.fleet import (
+    Fleet,
+    RedisRateLimiter,
+    StartLedger,
+    pair_id,
+    ref_of,
+    run_pair,
+    start_verdict,
+)
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan, seeded_platform
 
 from .fleet_helpers import child, expect, go
@@ -69,6 +77,30 @@ async def test_a_start_whose_reply_is_lost_is_unknown_at_once(redis_url: str) ->
         assert await ledger.in_flight() == 0
         assert (await run_pair(client, ledger, ref, "b")).state == "unknown"
         assert starts_of(fake, 1) == 1  # never started again
+
+
+async def test_a_pair_whose_rate_slot_does_not_come_in_the_slice_is_left_unclaimed(
+    redis_url: str,
+) -> None:
+    """A batch of thousands of pairs queues behind one account's rate: the slice bounds the
+    wait for a slot too (else the engine's job timeout kills the batch and the run stalls),
+    and a pair given up before its claim is free for the next try, with nothing sent."""
+    ref = SegmentRef(1, 1, 1)
+    async with (
+        FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
+        aioredis.Redis.from_url(redis_url) as redis,
+    ):
+        limiter = RedisRateLimiter(redis, rate=0.01, account="acme")  # next slot: 100 s away
+        async with AltcraftClient(fake.url, token=fake.token, rate_limiter=limiter) as client:
+            async with limiter.slot():  # the one slot there is
+                pass
+            ledger = StartLedger(redis, account="acme", run="r1")
+            with anyio.fail_after(30):  # the unbounded queue this guards against: a hang
+                outcome = await run_pair(client, ledger, ref, "a", timeout=0.3, limiter=limiter)
+        assert outcome.state == "released" and "no rate slot" in outcome.detail
+        assert await ledger.pair(pair_id(ref)) == await ledger.pair(pair_id(SegmentRef(2, 1, 1)))
+        assert await ledger.startable(pair_id(ref))
+        assert fake.requests == []
 
 
 async def test_a_run_is_started_once_and_attached_by_id(redis_url: str) -> None:
