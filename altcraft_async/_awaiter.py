@@ -26,6 +26,7 @@ import math
 import random
 import time
 import weakref
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -158,6 +159,48 @@ class SharedPoll(PollState):
         self.notify()
 
 
+class PollGate:
+    """At most ``limit`` polls of the client's waits past this point at once (the client's
+    ``max_connections``); the others wait here in line, each on one future.
+
+    When thousands of waits fall due together (10,000 started at once all poll first 0.5 s
+    later), a poll queued for a connection further down would already hold its built request,
+    its body and the call path's frames; the process keeps that peak as resident memory. In
+    line here, a due poll holds only its wait's own frames.
+    """
+
+    __slots__ = ("_free", "_queue")
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    def take(self) -> bool:
+        """Pass now if a place is free (True); False: :meth:`queue`. Either way, :meth:`leave`."""
+        if self._free and not self._queue:
+            self._free -= 1
+            return True
+        return False
+
+    async def queue(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed a place just as cancelled
+                self.leave()
+            raise
+
+    def leave(self) -> None:
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():  # a cancelled one is skipped
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 class PollRegistry:
     """The shared polls of one client, by task id, and the clock the awaiter reads.
 
@@ -166,13 +209,17 @@ class PollRegistry:
     last to leave drops it, so nothing keeps polling for nobody. ``clock`` is a monotonic
     clock in seconds (``time.monotonic``; a test may give its own): every time the awaiter
     schedules by comes from it, while the parked waits themselves sleep on asyncio's timers.
+    ``gate`` lets at most ``polls_at_once`` status requests of the waits go at once.
     """
 
-    __slots__ = ("_polls", "clock")
+    __slots__ = ("_polls", "clock", "gate")
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, polls_at_once: int = 100
+    ) -> None:
         self.clock: Callable[[], float] = clock
         self._polls: dict[tuple[str, Any], SharedPoll] = {}
+        self.gate = PollGate(polls_at_once)
 
     def __repr__(self) -> str:
         return f"<PollRegistry tasks={len(self._polls)}>"
@@ -450,13 +497,22 @@ class Task(Generic[ResultT, WaitResultT]):
             shared.end_polling_sooner()
 
     async def _poll(self, shared: SharedPoll) -> None:
-        """One status request, its answer or error recorded in the shared state."""
+        """One status request (through the client's :class:`PollGate`), its answer or error
+        recorded in the shared state."""
+        gate = self._polls.gate
+        if not gate.take():
+            await gate.queue()
         try:
-            status = await self._source._fetch_status(self.task_id, shared.kind)
-        except AltcraftError as error:
-            shared.record_error(error, self._polls.clock())
-            return
-        shared.record_status(status, self._polls.clock())
+            if shared.error is not None:  # the client closed while this poll stood in line
+                return
+            try:
+                status = await self._source._fetch_status(self.task_id, shared.kind)
+            except AltcraftError as error:
+                shared.record_error(error, self._polls.clock())
+                return
+            shared.record_status(status, self._polls.clock())
+        finally:
+            gate.leave()
 
 
 def wait_limit(timeout: float | UseDefault | None, policy: PollPolicy) -> float | None:

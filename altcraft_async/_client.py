@@ -210,7 +210,7 @@ class AltcraftClient:
             secrets=(secret, admin_secret),
             headers={"User-Agent": _user_agent(headers)},
         )
-        self._polls = PollRegistry()
+        self._polls = PollRegistry(polls_at_once=max_connections)
         #: Refreshes join a running one of the same thing (api._coalesce) unless told not to.
         self.coalesce = coalesce
         self._starts: StartCoalescer[Task[Any, Any]] = StartCoalescer()

@@ -122,6 +122,8 @@ def render(results: dict[str, Any]) -> str:
                 (
                     "tasks",
                     "policy",
+                    "client_cpu_ms_per_task",
+                    "client_utilisation",
                     "wall_s",
                     "longest_task_s",
                     "wall_over_longest",
@@ -145,7 +147,7 @@ def render(results: dict[str, Any]) -> str:
             _table(
                 "Memory per pending awaited task (bytes)",
                 [results["memory"]],
-                ("tasks", "bytes_per_task", "peak_bytes_per_task", "rss_bytes_per_task"),
+                ("tasks", "rss_bytes_per_task", "bytes_per_task", "peak_bytes_per_task"),
             )
         )
     if "instructions" in results:
@@ -190,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the instruction count (valgrind); exit 1 when over a ratchet",
     )
+    parser.add_argument(
+        "--memory-tasks", type=int, metavar="N", help="parked waits of the memory row (e.g. 100000)"
+    )
     parser.add_argument("--fleet", action="store_true", help="only the fleet row (arq, Redis)")
     args = parser.parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
         )
     if "memory" in sections:
-        results["memory"] = run_memory(tasks=sizes.memory_tasks, log=log)
+        results["memory"] = run_memory(tasks=args.memory_tasks or sizes.memory_tasks, log=log)
     if "import" in sections:
         results["import"] = run_import(runs=sizes.import_runs, log=log)
     results["meta"] = {

@@ -15,7 +15,10 @@ started with ``segments.refresh_counters`` and awaited with ``Task.wait(policy=.
   ``wait()`` returning in the client (``time.time()`` in both processes, same machine).
 - ``peak_connections``: most client connections in use at once (sampled every 10 ms);
   ``server_max_concurrent``: most requests the fake was serving at once.
-- ``client_cpu_s`` / ``server_cpu_s``: CPU time of each process during the run.
+- ``client_cpu_s`` / ``server_cpu_s``: CPU time of each process during the run;
+  ``client_cpu_ms_per_task``: the client's CPU time per task (``time.process_time``, the main
+  figure of a large row: wall clock on a shared machine says little), and
+  ``client_utilisation``: client CPU over wall (1.0: the client's core was the limit).
 - ``request_rate``: requests per second over the run, ``peak_request_rate`` the busiest second;
   with ``raw_probe`` also ``raw_rps``: what raw aiohttp (100 connections) pushes through the
   same fake's ``tasks/status``, the ceiling the SDK can be compared with.
@@ -196,6 +199,8 @@ def _one_run(
         "peak_connections": run["peak"],
         "server_max_concurrent": after["max_concurrent"],
         "client_cpu_s": round(run["cpu"], 3),
+        "client_cpu_ms_per_task": round(run["cpu"] * 1000 / tasks, 3),
+        "client_utilisation": round(run["cpu"] / wall, 3) if wall else None,
         "server_cpu_s": round(after["cpu_s"] - before["cpu_s"], 3),
         "requests": after["requests"] - before["requests"],
         "requests_per_task": round((after["requests"] - before["requests"]) / tasks, 3),
@@ -237,7 +242,9 @@ def run_fanout(
             log(
                 f"  fanout {tasks:>6} {name:11} wall {row['wall_s']:6.2f}s "
                 f"(longest {row['longest_task_s']:.2f}s) polls/task {row['polls_per_task']} "
-                f"notice p50 {row['notice_p50_s']}s p95 {row['notice_p95_s']}s"
+                f"notice p50 {row['notice_p50_s']}s p95 {row['notice_p95_s']}s "
+                f"client {row['client_cpu_ms_per_task']} ms CPU/task "
+                f"({row['client_utilisation']} of a core)"
             )
             rows.append(row)
     _versus_fixed(rows)

@@ -287,6 +287,17 @@ def test_task_status_terminal_states(status, succeeded, failed, done):
     assert task.done is done
 
 
+def test_task_status_classification_holds_past_its_memo_bound():
+    """Statuses are classified through a bounded memo: a platform sending a new status on
+    every reply neither grows it without end nor gets a wrong answer once it is full."""
+    for n in range(600):
+        assert not TaskStatus(status=f"step {n}").done
+    assert len(altcraft_async.models.tasks._ENDING) <= 256
+    assert TaskStatus(status=" Completed ").succeeded
+    assert TaskStatus(status="CANCELED\t").failed
+    assert not TaskStatus(status="step 599").done
+
+
 # --- error tree --------------------------------------------------------------------------
 
 

@@ -36,6 +36,26 @@ def normalize_status(status: str) -> str:
     return status.strip().casefold()
 
 
+#: How each status seen so far ends a task: True success, False failure, None still running.
+#: ``done`` is asked several times per poll; a dict hit replaces trim, case-fold and two set
+#: lookups. Bounded: a platform inventing a status per reply cannot grow it.
+_ENDING: dict[str, bool | None] = {}
+_ENDING_LIMIT = 256
+
+
+def _ending(status: str) -> bool | None:
+    try:
+        return _ENDING[status]
+    except KeyError:
+        normal = normalize_status(status)
+        ending = (
+            True if normal in SUCCESS_STATUSES else False if normal in FAILURE_STATUSES else None
+        )
+        if len(_ENDING) < _ENDING_LIMIT:
+            _ENDING[status] = ending
+        return ending
+
+
 def _non_blank(instance: object, attribute: Any, value: str) -> None:
     if not value.strip():
         raise ValueError(f"{attribute.name} must not be empty")
@@ -69,13 +89,13 @@ class TaskStatus(Generic[ResultT]):
 
     @property
     def succeeded(self) -> bool:
-        return normalize_status(self.status) in SUCCESS_STATUSES
+        return _ending(self.status) is True
 
     @property
     def failed(self) -> bool:
-        return normalize_status(self.status) in FAILURE_STATUSES
+        return _ending(self.status) is False
 
     @property
     def done(self) -> bool:
         """True when the task reached a terminal status, successful or not."""
-        return self.succeeded or self.failed
+        return _ending(self.status) is not None
