@@ -635,3 +635,41 @@ def test_demo_refuses_bad_numbers_as_usage_errors(args: tuple[str, str]) -> None
     assert result.returncode == 2, result.stderr
     assert f"argument {args[0]}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_against_a_dialect_of_the_fake() -> None:
+    """The demo verifies its counters against a fake that fills in what the docs leave open
+    another way (Go's nulls, a proxy's headers): what a new user sees is not only our dialect."""
+    result = run_module(
+        "demo", "--profiles", "1000", "--segments", "6", "--min-task", "0.05", "--max-task",
+        "0.2", "--dialect", "go,proxy", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["failed"] == 0
+    assert summary["verified_against_fake"] == summary["tasks"] > 0
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "argv", "named"),
+    [
+        ("demo", "bogus", (), "$ALTCRAFT_FAKE_DIALECT: unknown dialect 'bogus'"),
+        ("demo", "", ("--dialect", "nope"), "--dialect: unknown dialect 'nope'"),
+        ("fake-server", "bogus", ("--port", "0"), "$ALTCRAFT_FAKE_DIALECT: unknown dialect"),
+        ("fake-server", "go", ("--dialect", "nope"), "argument --dialect: unknown dialect 'nope'"),
+    ],
+)
+def test_a_bad_dialect_is_a_usage_error_naming_where_it_came_from(
+    command: str, env: str, argv: tuple[str, ...], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALTCRAFT_FAKE_DIALECT", env)
+    result = run_module(command, *argv)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_reading_counters_takes_no_wait_option() -> None:
+    """``segments counters`` reads and never waits; ``segments refresh`` waits."""
+    assert "--wait-timeout" not in run_module("segments", "counters", "--help").stdout
+    assert "--wait-timeout" in run_module("segments", "refresh", "--help").stdout

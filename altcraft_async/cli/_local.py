@@ -53,6 +53,12 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rows", type=_at_least(0), default=15, help="table rows to print (0: all)"
     )
+    parser.add_argument(
+        "--dialect",
+        metavar="NAME[,NAME]",
+        help="how the fake fills in what the docs leave open (default: $ALTCRAFT_FAKE_DIALECT, "
+        "else plain; see `altcraft-async fake-server --help`)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -79,10 +85,15 @@ def _seconds(text: str) -> float:
 
 async def demo(args: argparse.Namespace) -> int:
     """Refresh every segment of a seeded fake through the SDK; print counters and a summary."""
-    from ..testing import FakeAltcraft, TaskPlan
+    from ..testing import Dialect, FakeAltcraft, TaskPlan
 
     if not 0 < args.min_task <= args.max_task:
         raise UsageError("need 0 < --min-task <= --max-task")
+    try:
+        dialect = Dialect.from_env() if args.dialect is None else Dialect.named(args.dialect)
+    except ValueError as exc:
+        where = "" if args.dialect is None else "--dialect: "
+        raise UsageError(f"{where}{exc}") from None
     low, high = args.min_task, args.max_task
 
     def plan(rng: random.Random) -> TaskPlan:
@@ -91,7 +102,11 @@ async def demo(args: argparse.Namespace) -> int:
     out = sys.stderr
     built = time.perf_counter()
     fake = FakeAltcraft.seeded(
-        profiles=args.profiles, segments=args.segments, seed=args.seed, task_plan=plan
+        profiles=args.profiles,
+        segments=args.segments,
+        seed=args.seed,
+        task_plan=plan,
+        dialect=dialect,
     )
     print(
         f"fake platform: {args.profiles} profiles, {len(fake.platform.segments)} segments, "

@@ -138,15 +138,20 @@ def waiting_options(parser: argparse.ArgumentParser) -> None:
 
 
 def segment_counters_arguments(parser: argparse.ArgumentParser) -> None:
-    waiting_options(parser)
-    parser.add_argument("--segment-id", type=int, required=True)
-    parser.add_argument("--resource-id", type=int, required=True)
-    parser.add_argument("--database-id", type=int)
+    connection_options(parser)
+    _segment_pair(parser)
 
 
 def segment_refresh_arguments(parser: argparse.ArgumentParser) -> None:
-    segment_counters_arguments(parser)
+    waiting_options(parser)
+    _segment_pair(parser)
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True)
+
+
+def _segment_pair(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--segment-id", type=int, required=True)
+    parser.add_argument("--resource-id", type=int, required=True)
+    parser.add_argument("--database-id", type=int)
 
 
 def resource_refresh_arguments(parser: argparse.ArgumentParser) -> None:

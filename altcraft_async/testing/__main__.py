@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 
 from ._dialects import ENV_VAR, PRESETS, Dialect
@@ -82,14 +81,20 @@ def _arguments(argv: list[str] | None, prog: str) -> argparse.Namespace:
     parser.add_argument(
         "--dialect",
         type=_dialect,
-        default=os.environ.get(ENV_VAR, "").strip() or "plain",
+        default=argparse.SUPPRESS,  # then $ALTCRAFT_FAKE_DIALECT, checked below as itself
         metavar="NAME[,NAME]",
         help=(
             f"how to fill in what the docs leave open: {', '.join(PRESETS)}, combined with "
-            f"commas; ${ENV_VAR} sets the default"
+            f"commas (default: ${ENV_VAR}, else plain)"
         ),
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not hasattr(args, "dialect"):
+        try:
+            args.dialect = Dialect.from_env()
+        except ValueError as exc:  # a bad variable is named as such, not as --dialect
+            parser.error(str(exc))
+    return args
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
