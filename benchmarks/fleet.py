@@ -10,8 +10,10 @@ Lua script counts as one), duplicates (pairs with more than one task in the fake
 be 0), unknowns, and the peak requests in any 1 s window twice: as the clients sent them (a
 request hook stamps every try: the rate the limiter kept) and as the fake received them (its
 own event loop's delays included), with the fake's CPU share (near 1.0: it is the bottleneck).
-The driver is also the run's supervisor: every SUPERVISE_EVERY seconds it enqueues the run
-again when arq has given a batch up (past its ``job_timeout``), and reports how many it revived.
+The driver supervises the run (``FleetRun.supervise``): every SUPERVISE_EVERY seconds it
+enqueues again any batch arq gave up on (past its ``job_timeout``) or lost, and reports how
+many it revived. The account's cap on server-side tasks in flight (``max_in_flight``) is
+reported with the most seen at once (``peak_in_flight``, sampled every 2 s).
 
 Why one fake process, not several: a run's tasks are polled by whichever worker resumes them,
 so every worker must see one task table. A fake sharing its loop with the driver bunched
@@ -41,9 +43,11 @@ SIZES = {"full": (20_000, 4, 500.0), "quick": (2_000, 4, 500.0), "smoke": (200, 
 SLICE = 30.0
 TOKEN = "bench-token"
 DEADLINE = 1800.0
-#: Seconds between the driver's supervisor steps: ``Fleet.start`` again revives the batches
-#: arq gave up on (``enqueue_run``); the ledger makes it safe.
+#: Seconds between the supervisor's revivals (``FleetRun.supervise``); the ledger makes
+#: them safe.
 SUPERVISE_EVERY = 20.0
+#: The account's cap on server-side tasks in flight (the design's example figure).
+MAX_IN_FLIGHT = 2_000
 
 
 def _peak(times: list[float], window: float = 1.0) -> int:
@@ -74,18 +78,6 @@ def _redis_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"unix://{socket}"
 
 
-async def _failed_batches(redis: Any) -> int:
-    """Batches arq gave up on (a job past its ``job_timeout`` is failed, never run again)."""
-    from arq.jobs import deserialize_result
-
-    failed = 0
-    async for key in redis.scan_iter(match="arq:result:bench.*"):
-        raw = await redis.get(key)
-        if raw is not None and not deserialize_result(raw).success:
-            failed += 1
-    return failed
-
-
 def _stamps(directory: Path) -> list[float]:
     """Every try's send time, from the workers' stamp files."""
     return [float(x) for path in directory.glob("stamps-*.txt") for x in path.read_text().split()]
@@ -97,7 +89,7 @@ async def _run(
     from redis.asyncio import Redis
 
     from altcraft_async import SegmentRef
-    from altcraft_async.fleet import Fleet
+    from altcraft_async.fleet import Fleet, RunProgress
     from altcraft_async.fleet.arq import ArqEngine
 
     refs = [SegmentRef(segment, 1, 1) for segment in range(1, pairs + 1)]
@@ -118,17 +110,22 @@ async def _run(
         cpu_before = get_json(fake.url("CONTROL") + "/stats")["cpu_s"]
         try:
             began = time.monotonic()
-            run = await fleet.start("bench", refs, engine=ArqEngine(), batch_size=200)
-            revived, supervised = 0, time.monotonic()
-            async for progress in run.watch(every=2.0, timeout=DEADLINE):
+            engine = ArqEngine()
+            run = await fleet.start("bench", refs, engine=engine, batch_size=200)
+            in_flight: list[int] = []
+
+            def report(progress: RunProgress) -> None:
+                in_flight.append(progress.in_flight)
                 log(f"  fleet: {progress.finished}/{progress.total} finished")
-                if time.monotonic() - supervised > SUPERVISE_EVERY:  # the supervisor's step
-                    supervised = time.monotonic()
-                    failed = await _failed_batches(redis)
-                    if failed:
-                        log(f"  fleet: {failed} batches given up by arq; enqueued again")
-                        revived += failed
-                        await fleet.start("bench", refs, engine=ArqEngine(), batch_size=200)
+
+            supervision = await run.supervise(
+                engine,
+                every=SUPERVISE_EVERY,
+                check_every=2.0,
+                timeout=DEADLINE,
+                on_progress=report,
+            )
+            progress = supervision.progress
             wall = time.monotonic() - began
         finally:
             for process in processes:
@@ -151,7 +148,9 @@ async def _run(
             "wall_over_ideal": round(wall / (len(arrived) / rate), 2),
             "redis_cmds_per_pair": round((after - before) / pairs, 1),
             "duplicates": sum(count > 1 for count in starts.values()),
-            "batches_revived": revived,
+            "batches_revived": supervision.revived,
+            "max_in_flight": MAX_IN_FLIGHT,
+            "peak_in_flight": max(in_flight),
             "unknown": progress.unknown,
             "done": progress.done,
             "peak_sent_1s": _peak(sent),
@@ -210,6 +209,7 @@ def _worker(redis_url: str, fake_url: str, token: str, rate: str, stamps: str) -
         redis_url=redis_url,
         client=client,
         rate_limit=float(rate),
+        max_in_flight=MAX_IN_FLIGHT,
         max_jobs=50,
         slice_s=SLICE,
         send_lease=10.0,

@@ -5,6 +5,31 @@ Nothing new goes on the wire: the start is ``client.segments.refresh_counters``,
 every write. A wait cut short by ``timeout`` (a slice of a batch) leaves the pair ``started``
 for whoever resumes it next.
 
+**The ``sending`` window is bounded and knows what it did not send.** A pair is ``sending``
+from its claim to its stored token; a start that is cut off in there (the engine's job timeout
+cancels it, or its worker dies) leaves the pair ``unknown`` at the next claim, so nothing that
+may wait without bound belongs in there. The start's rate slot is therefore taken *before*
+the claim (``RedisRateLimiter.slot``, handed out a learned claim latency ahead of its time),
+and what may still wait inside the window is bounded and, when it ends without sending, gives
+the claim back (``released``: startable again), never ``unknown``:
+
+- the start call's whole ``timeout`` is the send lease from the claim, so it ends (sent or
+  not) before another claimer may call the pair ``unknown`` (or, with ``on_unknown=
+  "restart"``, start it again), and before the engine's job timeout (``arq.worker_settings``
+  sets it above slice + send lease); a wait for a slot or a connection that runs past it is a
+  ``RequestTimeoutError(sent=False)``: released;
+- a start whose slot went stale takes a fresh one only within half the send lease (the other
+  half is the send's own), else the limiter raises ``RequestTimeoutError(sent=False)``:
+  released, retried on the batch's next try. Not a retake-in-a-loop (which, when every claim
+  is late, burned slots forever): one bounded wait per try;
+- a start cancelled before its acquire returned (``PrepaidSlot.passed`` is False: nothing
+  went towards the transport) gives the claim back under a shield, then lets the
+  cancellation go on.
+
+Why this rather than a deadline alone: one whole-call deadline cuts a send that began just
+before it (sent, so ``unknown``); bounding the slot wait at half the lease leaves the other
+half to the send. Why not spend a stale slot: late sends bunch into the next second.
+
 ``$ALTCRAFT_FLEET_CRASH_AFTER_SEND``, when it names a pair, makes this process SIGKILL itself
 right after that pair's start reply and before the ledger learns its token: the one window a
 crash leaves open, for the tests to prove it is detected (``unknown``) and never restarted.
@@ -15,6 +40,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 from contextlib import AsyncExitStack
 from typing import Literal
 
@@ -36,7 +62,7 @@ from .._errors import (
 )
 from ..models import CountersSnapshot, SegmentRef
 from ._ledger import StartLedger
-from ._limiter import RedisRateLimiter
+from ._limiter import PrepaidSlot, RedisRateLimiter
 
 __all__ = [
     "OutcomeState",
@@ -49,6 +75,8 @@ __all__ = [
 ]
 
 CRASH_ENV = "ALTCRAFT_FLEET_CRASH_AFTER_SEND"
+#: Seconds a cancelled start may take to give its claim back (under a shield).
+RELEASE_DEADLINE = 5.0
 
 #: ``done`` / ``failed`` / ``unknown`` are final; ``sending`` (a start in flight, as the run
 #: API reads a pair), ``started`` (the wait's slice ended),
@@ -91,6 +119,7 @@ async def run_pair(
     *,
     timeout: float | None = None,
     limiter: RedisRateLimiter | None = None,
+    start_timeout: float | None = None,
 ) -> PairOutcome:
     """Start ``ref``'s refresh unless the ledger says it was (then resume or report it), and
     wait for its counters; ``timeout`` bounds the whole call (the wait for a rate slot and
@@ -101,18 +130,26 @@ async def run_pair(
     killed while it waits must leave nothing ``sending``, or the pair would turn unknown).
     A slot that does not come within ``timeout`` leaves the pair unclaimed (``released``):
     a batch of thousands of pairs queued behind one account's rate must still end its slice
-    before its engine's job timeout, or the engine gives the batch up."""
+    before its engine's job timeout, or the engine gives the batch up.
+
+    ``start_timeout``: seconds the start call may take from its claim (default: the ledger's
+    ``send_lease``, so it is over, sent or given back, before the lease is; a longer one only
+    for a ledger whose lease is meant to run out at once, as in the crash tests)."""
     pair = pair_id(ref)
     deadline = math.inf if timeout is None else anyio.current_time() + timeout
     async with AsyncExitStack() as prepaid:
+        slot: PrepaidSlot | None = None
         if limiter is not None and await ledger.startable(pair):
             with anyio.move_on_after(math.inf if timeout is None else timeout) as queued:
-                await prepaid.enter_async_context(limiter.slot())  # the slot, then the claim
+                # the slot, then the claim; a stale slot's fresh one within half the lease
+                slot = await prepaid.enter_async_context(limiter.slot(bound=ledger.send_lease / 2))
             if queued.cancelled_caught:
                 return PairOutcome(ref, "released", detail="no rate slot within the slice")
+        # measured from before the claim: not after Redis' end of the lease
+        lease_ends = time.monotonic() + (start_timeout or ledger.send_lease)
         claim = await ledger.claim(pair, owner)
         if claim.action == "start":
-            begun = await _start(client, ledger, pair, ref, owner, claim.fence)
+            begun = await _start(client, ledger, pair, ref, owner, claim.fence, lease_ends, slot)
             if isinstance(begun, PairOutcome):
                 return begun
             task = begun
@@ -139,15 +176,31 @@ async def run_pair(
 
 
 async def _start(
-    client: AltcraftClient, ledger: StartLedger, pair: str, ref: SegmentRef, owner: str, fence: int
+    client: AltcraftClient,
+    ledger: StartLedger,
+    pair: str,
+    ref: SegmentRef,
+    owner: str,
+    fence: int,
+    lease_ends: float,
+    slot: PrepaidSlot | None,
 ) -> Task | PairOutcome:
-    """Send the start the ledger gave ``owner`` and store its resume token (the window)."""
+    """Send the start the ledger gave ``owner`` and store its resume token (the window),
+    all of it by ``lease_ends`` (``time.monotonic()``); see the module for why."""
     try:
         task = await client.segments.refresh_counters(
-            segment_id=ref.segment_id, resource_id=ref.resource_id, database_id=ref.database_id
+            segment_id=ref.segment_id,
+            resource_id=ref.resource_id,
+            database_id=ref.database_id,
+            timeout=max(lease_ends - time.monotonic(), 0.001),
         )
     except (TransportError, HTTPStatusError, APIError, DecodeError) as error:
         return await _start_failed(ledger, pair, ref, owner, fence, error)
+    except anyio.get_cancelled_exc_class():
+        if slot is not None and not slot.passed:  # provably nothing went towards the transport
+            with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_DEADLINE):
+                await ledger.release(pair, owner, fence)
+        raise
     if os.environ.get(CRASH_ENV) == pair:
         os.kill(os.getpid(), signal.SIGKILL)
     if not await ledger.started(pair, owner, fence, task.resume_token()):

@@ -27,6 +27,27 @@ What it adds to the local limiter:
   wins back 5 %. The send path reports both synchronously (it must not block), so they ride on
   this process' next ``acquire`` script call: no extra round trip.
 - **Cancellation**: a cancelled waiter's slot is not given back (conservative).
+- **A start's slot taken ahead** (:meth:`RedisRateLimiter.slot`, the fleet's order: slot,
+  claim, send). The claim is a Redis round trip made *after* the slot is handed out, and on a
+  busy event loop it comes back late: under load, every claim did, so every start went stale
+  and queued again for a fresh slot inside its ``sending`` window. Two rules close that:
+
+  * **Claim lead**: the slot is handed out ``lead`` seconds *before* it is due, ``lead``
+    being the claim latency this process has seen lately (a decaying maximum, at most
+    ``max_lead``); the start's acquire then sleeps the rest, so it is sent on its slot, not
+    before: the pacing (and the rate at the server) is unchanged, and a claim needs no fresh
+    slot unless its latency jumps past the lead and ``late_tolerance``. The price: a crash
+    in those ``lead`` seconds leaves an unsent start ``sending``; ``max_lead`` bounds it.
+  * **Bounded stale path**: a start that still misses its slot (or is retried) takes a fresh
+    one only if it comes within ``bound`` seconds of the hand-out; otherwise acquire raises
+    a non-transient ``RequestTimeoutError(sent=False)``: the start provably never left, so
+    the fleet gives the claim back (``released``) instead of waiting on, unbounded, inside a
+    window the engine's job timeout may cut (which left the pair ``unknown``). The block's
+    :class:`PrepaidSlot` tells (``passed``) whether an acquire of the start returned: until
+    then a cancelled start provably sent nothing, and the fleet gives the claim back too.
+
+  A stale slot is never spent late, not even a little: a late send lands in the next
+  second's window, and under load many are late together (the benchmark's 566/s at 500/s).
 
 The same script counts the slots it granted (``granted`` in the key), so a run's progress can
 report the account's request rate without another write.
@@ -47,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._errors import RequestTimeoutError
 from .._ratelimit import Sleep
 from ..models._checks import check_number
 from ._keys import check_name, rate_key
@@ -54,7 +76,7 @@ from ._keys import check_name, rate_key
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisRateLimiter"]
+__all__ = ["PrepaidSlot", "RedisRateLimiter"]
 
 # KEYS[1] the rate hash. ARGV: base interval (us), max interval (us), horizon (us), the
 # Redis time a 429'd request was paced at (us, -1: none), successes since the last call,
@@ -95,11 +117,47 @@ _US = 1_000_000
 #: Seconds a clock-offset sample stays in the estimate (the clocks may drift apart slowly).
 _OFFSET_BUCKET = 5.0
 
-#: A slot taken ahead by :meth:`RedisRateLimiter.slot`: (its pacing time, the local time the
-#: slot was due), spent by the next ``acquire`` in the same task (context) if still on time.
-_PREPAID: ContextVar[tuple[float, float] | None] = ContextVar(
-    "altcraft_fleet_prepaid", default=None
-)
+#: Seconds over which the learned claim lead decays by a factor e (a spike is remembered a
+#: while, a loop that calmed down gets a short lead back).
+_LEAD_MEMORY = 5.0
+
+
+class PrepaidSlot:
+    """A request's rate slot taken ahead by :meth:`RedisRateLimiter.slot`, for the block.
+
+    ``paced_at`` / ``due``: when it was asked for and when it is due (this clock);
+    ``handed_at``: when the block got it; ``until``: the latest a fresh slot may be due when
+    this one goes stale (the stale path's bound); ``spent``: the first acquire of the block
+    took it; ``passed``: an acquire of the block returned (its request went on towards the
+    transport, so it may have been sent). Mutable, shared by the block's tasks."""
+
+    __slots__ = ("due", "handed_at", "paced_at", "passed", "spent", "until")
+
+    def __init__(self, paced_at: float, due: float, handed_at: float, until: float) -> None:
+        self.paced_at = paced_at
+        self.due = due
+        self.handed_at = handed_at
+        self.until = until
+        self.spent = False
+        self.passed = False
+
+    def __repr__(self) -> str:
+        return f"<PrepaidSlot due={self.due:.3f} spent={self.spent} passed={self.passed}>"
+
+
+#: The slot the current block of :meth:`RedisRateLimiter.slot` took ahead (None: no block).
+_PREPAID: ContextVar[PrepaidSlot | None] = ContextVar("altcraft_fleet_prepaid", default=None)
+
+
+def _no_slot(until: float, now: float) -> RequestTimeoutError:
+    """The stale path's end: nothing was sent (``sent=False``), and a retry would queue
+    again (``transient=False``): the caller gives the start back."""
+    return RequestTimeoutError(
+        f"the rate slot taken ahead went stale and no fresh one comes within its bound "
+        f"({max(until - now, 0.0):.3f} s left)",
+        sent=False,
+        transient=False,
+    )
 
 
 class RedisRateLimiter:
@@ -112,7 +170,8 @@ class RedisRateLimiter:
     ``redis`` is a ``redis.asyncio.Redis`` the caller owns (several limiters may share one).
     ``adaptive``: halve on 429 (down to ``min_rate``), for everybody. ``horizon``: seconds
     ahead a slot may be reserved. ``late_tolerance``: seconds late a waiter may still send.
-    ``idle_ttl``: seconds the shared state outlives the last reservation. ``clock``: this
+    ``idle_ttl``: seconds the shared state outlives the last reservation. ``max_lead``:
+    seconds before its slot a :meth:`slot` block may begin (see the module). ``clock``: this
     process' monotonic clock (a manual one in tests).
     """
 
@@ -127,12 +186,14 @@ class RedisRateLimiter:
         horizon: float = 2.0,
         late_tolerance: float = 0.05,
         idle_ttl: float = 60.0,
+        max_lead: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, value in (("rate", rate), ("min_rate", min_rate), ("horizon", horizon)):
             check_number(name, value, above=0.0)
         check_number("idle_ttl", idle_ttl, above=0.0)
         check_number("late_tolerance", late_tolerance, at_least=0.0)
+        check_number("max_lead", max_lead, at_least=0.0)
         self.account: str = check_name("account", account)
         self.key: str = rate_key(account)
         self.max_rate: float = float(rate)
@@ -140,6 +201,10 @@ class RedisRateLimiter:
         self.adaptive = adaptive
         self.horizon: float = float(horizon)
         self.late_tolerance: float = float(late_tolerance)
+        self.max_lead: float = float(max_lead)
+        #: The claim lead now (seconds) and when it was last learned.
+        self.lead: float = 0.0
+        self._lead_at = -math.inf
         self._idle_ttl_ms = round(idle_ttl * 1000)
         self._redis = redis
         self._script = redis.register_script(_RESERVE)
@@ -165,40 +230,75 @@ class RedisRateLimiter:
         A request sends only if it is at most ``late_tolerance`` past its slot, judged on
         Redis' clock (where the slot is), not from when the reply came back: a reply that
         waited in a busy event loop must not make a late send look on time. A late one takes
-        a new slot, so late sends never bunch into the next second."""
+        a new slot, so late sends never bunch into the next second. Inside a :meth:`slot`
+        block the first acquire spends the slot taken ahead (sleeping until it is due); a
+        later or stale one takes a fresh slot within the block's bound or raises
+        ``RequestTimeoutError(sent=False)``."""
         prepaid = _PREPAID.get()
-        if prepaid is not None:
-            _PREPAID.set(None)
-            paced_at, due = prepaid
-            if self._clock() - due <= self.late_tolerance:
-                return paced_at
-        paced_at, _ = await self._next_slot(sleep)
+        if prepaid is None:
+            paced_at, _ = await self._next_slot(sleep)
+            return paced_at
+        if not prepaid.spent:
+            prepaid.spent = True
+            self._learn_lead(self._clock() - prepaid.handed_at)
+            early = prepaid.due - self._clock()
+            if early > 0:
+                await sleep(early)
+            if self._clock() - prepaid.due <= self.late_tolerance:
+                prepaid.passed = True
+                return prepaid.paced_at
+        paced_at, _ = await self._next_slot(sleep, until=prepaid.until)
+        prepaid.passed = True
         return paced_at
 
-    async def _next_slot(self, sleep: Sleep) -> tuple[float, float]:
-        """Wait for a slot that this task reaches on time: (when it asked, when it was due)."""
+    async def _next_slot(
+        self, sleep: Sleep, *, until: float = math.inf, lead: float = 0.0
+    ) -> tuple[float, float]:
+        """Wait for a slot that this task reaches on time, waking ``lead`` seconds before it
+        is due: (when it asked, when it is due). A slot that would be due after ``until``
+        (this clock) ends the wait with :func:`_no_slot` (it stays reserved: not sent)."""
         paced_at = self._clock()
         while True:
             due = await self._reserve()
             if due is None:  # over the horizon: ask again when half of it has passed
-                await sleep(self.horizon * random.uniform(0.4, 0.6))
+                pause = self.horizon * random.uniform(0.4, 0.6)
+                if self._clock() + pause > until:
+                    raise _no_slot(until, self._clock())
+                await sleep(pause)
                 continue
-            early = due - self._clock()
+            if due > until:
+                raise _no_slot(until, self._clock())
+            early = due - lead - self._clock()
             if early > 0:
                 await sleep(early)
             if self._clock() - due <= self.late_tolerance:
                 return paced_at, due
 
+    def _learn_lead(self, latency: float) -> None:
+        """Learn how long a block takes from its slot to its first request (the claim):
+        a maximum that decays by e every ``_LEAD_MEMORY`` seconds, at most ``max_lead``."""
+        now = self._clock()
+        kept = self.lead * math.exp(-max(now - self._lead_at, 0.0) / _LEAD_MEMORY)
+        self.lead = min(self.max_lead, max(latency, kept))
+        self._lead_at = now
+
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, *, bound: float = math.inf) -> AsyncIterator[PrepaidSlot]:
         """Take the next request's slot now: the first request this task sends inside the
-        block goes without waiting again, if it goes within ``late_tolerance`` of the slot
-        (else it takes a new one). The fleet claims a pair's start in the ledger only once its
-        slot has come, so a worker dying while it waits for a slot leaves nothing ``sending``
-        (nothing that could turn ``unknown``)."""
-        token = _PREPAID.set(await self._next_slot(anyio.sleep))
+        block goes on it without another reservation (on time: within ``late_tolerance``;
+        else it takes a fresh slot due within ``bound`` seconds of the block's start, or
+        raises ``RequestTimeoutError(sent=False)``). The block begins up to :attr:`lead`
+        seconds before the slot is due, the time its work before the request (the fleet's
+        claim) was seen to take. The fleet claims a pair's start in the ledger only once its
+        slot has (nearly) come, so a worker dying while it waits for a slot leaves nothing
+        ``sending`` (nothing that could turn ``unknown``)."""
+        check_number("bound", bound, at_least=0.0, unbounded=True)
+        paced_at, due = await self._next_slot(anyio.sleep, lead=self.lead)
+        handed_at = self._clock()
+        prepaid = PrepaidSlot(paced_at, due, handed_at, handed_at + bound)
+        token = _PREPAID.set(prepaid)
         try:
-            yield
+            yield prepaid
         finally:
             _PREPAID.reset(token)
 

@@ -14,8 +14,9 @@ deadline. Subscribing before reading closes the race with a pair finishing in be
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -32,7 +33,7 @@ from ._ledger import PairState, _pair_state
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["Engine", "Fleet", "FleetRun", "RunProgress"]
+__all__ = ["Engine", "Fleet", "FleetRun", "RunProgress", "Supervision"]
 
 #: The states a pair never leaves on its own (``unknown`` only by a zombie's late reply).
 FINAL = frozenset({"done", "failed", "unknown"})
@@ -41,10 +42,16 @@ _CHUNK = 500
 
 
 class Engine(Protocol):
-    """What runs a run's batches (``altcraft_async.fleet.arq.ArqEngine``): enqueue them, with
-    ids that make enqueueing the same run twice add nothing; returns the number of batches."""
+    """What runs a run's batches (``altcraft_async.fleet.arq.ArqEngine``): ``enqueue`` them,
+    with ids that make enqueueing the same run twice add nothing (the number of batches), and
+    ``revive`` the ones no worker will run again and not finished (how many): the
+    supervisor's step (:meth:`FleetRun.supervise`)."""
 
     async def enqueue(
+        self, redis_url: str, run: str, refs: Sequence[SegmentRef], batch_size: int
+    ) -> int: ...
+
+    async def revive(
         self, redis_url: str, run: str, refs: Sequence[SegmentRef], batch_size: int
     ) -> int: ...
 
@@ -73,6 +80,15 @@ class RunProgress:
     def complete(self) -> bool:
         """Every pair is done, failed or unknown."""
         return self.finished >= self.total
+
+
+@frozen
+class Supervision:
+    """What :meth:`FleetRun.supervise` did: the run's last ``progress`` (complete) and the
+    batches it ``revived`` (enqueued again: given up by the engine, lost, or never queued)."""
+
+    progress: RunProgress
+    revived: int
 
 
 class Fleet:
@@ -220,6 +236,35 @@ class FleetRun:
             if deadline is not None and now + every > deadline:
                 raise TimeoutError(f"run {self.run!r} not complete after {timeout} s")
             await anyio.sleep(every)
+
+    async def supervise(
+        self,
+        engine: Engine,
+        *,
+        every: float = 20.0,
+        check_every: float = 2.0,
+        timeout: float | None = None,
+        on_progress: Callable[[RunProgress], object] | None = None,
+    ) -> Supervision:
+        """Keep the run going until it is complete: read its progress every ``check_every``
+        seconds (handed to ``on_progress``), and every ``every`` seconds (and at once) have
+        ``engine`` revive the batches no worker will run again. An engine is at-least-once,
+        not forever: arq gives a job up past its ``job_timeout`` and a lost queue entry is
+        never run; the ledger makes a revived batch harmless (its pairs resume or are
+        skipped). Raises ``TimeoutError`` after ``timeout`` seconds (None: never)."""
+        check_number("every", every, above=0.0)
+        meta = await self._redis.hget(meta_key(self._account, self.run), "batch_size")  # type: ignore[misc]
+        if meta is None:
+            raise InvalidRequestError(f"no run {self.run!r} for account {self._account!r}")
+        refs, batch_size = await self.pairs(), int(meta)
+        revived, due = 0, -math.inf
+        async for progress in self.watch(every=check_every, timeout=timeout):
+            if on_progress is not None:
+                on_progress(progress)
+            if not progress.complete and time.monotonic() >= due:
+                revived += await engine.revive(self.fleet.redis_url, self.run, refs, batch_size)
+                due = time.monotonic() + every
+        return Supervision(progress, revived)
 
     async def results(self) -> AsyncIterator[PairOutcome]:
         """Every finished pair of the run (``done`` with its counters, ``failed`` or

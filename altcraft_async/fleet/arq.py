@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from arq import Retry
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import result_key_prefix
+from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import Job
 from arq.worker import func
 
@@ -28,7 +28,14 @@ from ._batch import PairOutcome, run_pair
 from ._ledger import StartLedger
 from ._limiter import RedisRateLimiter
 
-__all__ = ["JOB_NAME", "ArqEngine", "enqueue_run", "refresh_batch", "worker_settings"]
+__all__ = [
+    "JOB_NAME",
+    "ArqEngine",
+    "enqueue_run",
+    "refresh_batch",
+    "revive_run",
+    "worker_settings",
+]
 
 JOB_NAME = "altcraft_async_refresh_batch"
 #: Outcomes that another try of the job must look at again.
@@ -78,19 +85,40 @@ async def enqueue_run(
     redis: ArqRedis, run: str, refs: Sequence[SegmentRef], *, batch_size: int = 200
 ) -> int:
     """Enqueue ``run``'s batches (job ids ``run.N``); their number. Enqueueing again adds
-    nothing for a batch queued, running or finished, and revives a batch arq gave up on (it
-    fails a job that overran ``job_timeout`` and never runs it again, and refuses a job id
-    whose result it keeps): the supervisor's step, safe because the ledger decides every
-    pair."""
+    nothing for a batch queued, running or finished, and revives a batch arq gave up on (see
+    :func:`revive_run`): safe because the ledger decides every pair."""
+    batches, _ = await _enqueue(redis, run, refs, batch_size)
+    return batches
+
+
+async def revive_run(
+    redis: ArqRedis, run: str, refs: Sequence[SegmentRef], *, batch_size: int = 200
+) -> int:
+    """The supervisor's step: enqueue every batch of ``run`` that no worker will run again
+    and that is not finished; how many. That is a batch arq gave up on (it fails a job that
+    overran ``job_timeout`` and never runs it again, and refuses a job id whose result it
+    keeps), a batch whose queue entry was lost (its job kept, no longer queued: arq keeps a
+    job queued until it ends), or one never enqueued."""
+    _, revived = await _enqueue(redis, run, refs, batch_size)
+    return revived
+
+
+async def _enqueue(
+    redis: ArqRedis, run: str, refs: Sequence[SegmentRef], batch_size: int
+) -> tuple[int, int]:
+    """(batches of the run, batches enqueued anew)."""
     batches = [refs[start : start + batch_size] for start in range(0, len(refs), batch_size)]
+    anew = 0
     for number, batch in enumerate(batches):
         job_id = f"{run}.{number}"
         result = await Job(job_id, redis).result_info()
         if result is not None and not result.success:
             await redis.delete(result_key_prefix + job_id)
+        elif result is None and await redis.zscore(default_queue_name, job_id) is None:
+            await redis.delete(job_key_prefix + job_id)  # orphaned: its queue entry was lost
         rows = [[ref.segment_id, ref.resource_id, ref.database_id] for ref in batch]
-        await redis.enqueue_job(JOB_NAME, run, rows, _job_id=job_id)
-    return len(batches)
+        anew += await redis.enqueue_job(JOB_NAME, run, rows, _job_id=job_id) is not None
+    return len(batches), anew
 
 
 class ArqEngine:
@@ -109,6 +137,15 @@ class ArqEngine:
         pool = await create_pool(RedisSettings.from_dsn(self.redis_url or redis_url))
         try:
             return await enqueue_run(pool, run, refs, batch_size=batch_size)
+        finally:
+            await pool.aclose()
+
+    async def revive(
+        self, redis_url: str, run: str, refs: Sequence[SegmentRef], batch_size: int
+    ) -> int:
+        pool = await create_pool(RedisSettings.from_dsn(self.redis_url or redis_url))
+        try:
+            return await revive_run(pool, run, refs, batch_size=batch_size)
         finally:
             await pool.aclose()
 

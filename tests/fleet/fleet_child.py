@@ -98,7 +98,8 @@ async def pair(redis_url: str, fake_url: str, token: str, run: str, segment: str
         async with AltcraftClient(fake_url, token=token) as client:
             await _go()
             ref = SegmentRef(int(segment), 1, 1)
-            outcome = await run_pair(client, ledger, ref, f"child{os.getpid()}")
+            # a lease that runs out at once (the next claimer sees it), a start given time
+            outcome = await run_pair(client, ledger, ref, f"child{os.getpid()}", start_timeout=30)
             print(outcome.state, flush=True)
     finally:
         await redis.aclose()

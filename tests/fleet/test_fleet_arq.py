@@ -10,11 +10,12 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis, create_pool
+from arq.constants import default_queue_name
 from arq.worker import Worker
 
 from altcraft_async import AltcraftClient, Backoff, PollPolicy, SegmentRef
-from altcraft_async.fleet import StartLedger
-from altcraft_async.fleet.arq import enqueue_run, worker_settings
+from altcraft_async.fleet import Fleet, RunProgress, StartLedger
+from altcraft_async.fleet.arq import ArqEngine, enqueue_run, worker_settings
 from altcraft_async.testing import FakeAltcraft, TaskPlan, seeded_platform
 
 pytestmark = pytest.mark.anyio
@@ -119,3 +120,60 @@ async def test_enqueueing_again_revives_a_batch_arq_gave_up_on(redis_url: str) -
             counts = await StartLedger(redis, account="acme", run="r1").counts()
         assert counts["done"] + counts["unknown"] == len(refs)  # every pair final
         assert counts["done"] >= 1  # (unknown: a start the cut job was sending)
+
+
+async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_url: str) -> None:
+    """arq is at-least-once, not forever: a job past its job_timeout is failed for good, and
+    a job whose queue entry is lost is never run. FleetRun.supervise revives both (and
+    nothing else) until the run is complete, with no pair started twice."""
+    platform = seeded_platform(profiles=50, segments=4, resources=1)
+    async with (
+        FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(1.0)) as fake,
+        Fleet(redis_url, account="acme") as fleet,
+    ):
+        settings = worker_settings(
+            redis_url=redis_url,
+            client=lambda limiter: AltcraftClient(
+                fake.url, token=fake.token, rate_limiter=limiter, poll=FAST_POLL
+            ),
+            rate_limit=200,
+            account="acme",
+            slice_s=10.0,  # longer than the tasks: the first worker's job_timeout cuts it
+            send_lease=1.0,
+            defer_s=0.05,
+        )
+        refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
+        engine = ArqEngine()
+        run = await fleet.start("r1", refs, engine=engine, batch_size=2)  # r1.0 and r1.1
+        pool = await create_pool(settings.redis_settings)
+        try:
+            await pool.zrem(default_queue_name, "r1.1")  # r1.1's queue entry is lost
+            cut = await _burst(settings, pool, job_timeout=0.5)  # r1.0 is given up
+            assert (cut.jobs_complete, cut.jobs_failed) == (0, 1)
+            worker = Worker(
+                functions=settings.functions,
+                redis_pool=pool,
+                on_startup=settings.on_startup,
+                on_shutdown=settings.on_shutdown,
+                poll_delay=0.05,
+                handle_signals=False,
+                job_timeout=settings.job_timeout,
+            )
+            seen: list[RunProgress] = []
+            async with anyio.create_task_group() as group:
+                group.start_soon(worker.main)
+                supervision = await run.supervise(
+                    engine, every=0.2, check_every=0.1, timeout=60, on_progress=seen.append
+                )
+                group.cancel_scope.cancel()
+            with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close()
+                warnings.simplefilter("ignore", DeprecationWarning)
+                await worker.close()
+        finally:
+            await pool.aclose()
+        assert supervision.revived == 2  # the given-up batch and the lost one, once each
+        assert supervision.progress.complete and seen[-1] == supervision.progress
+        starts = Counter(task.segment_id for task in fake.tasks.values())
+        assert max(starts.values()) == 1  # never a pair started twice
+        final = supervision.progress
+        assert final.done + final.unknown == len(refs) and final.done >= 2

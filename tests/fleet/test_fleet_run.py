@@ -4,6 +4,8 @@ it (pub/sub, under a deadline), and a start whose reply was lost reported ``unkn
 
 from __future__ import annotations
 
+from functools import partial
+
 import anyio
 import pytest
 import redis.asyncio as aioredis
@@ -28,7 +30,8 @@ from altcraft_async.fleet import (
     run_pair,
     start_verdict,
 )
-from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan, seeded_platform
+from altcraft_async.fleet._keys import pair_key
+from altcraft_async.testing import FakeAltcraft, Fault, ManualClock, TaskPlan, seeded_platform
 
 from .fleet_helpers import child, expect, go
 from .test_fleet_ledger import as_counters, counters_of, starts_of
@@ -181,3 +184,78 @@ async def test_another_process_awaits_a_pair_it_did_not_start(redis_url: str) ->
         assert as_counters(outcome.result) == counters_of(fake, 2)
         # a pair already final answers at once
         assert (await run.wait_pair(ref, timeout=1)).result == outcome.result
+
+
+async def test_a_start_whose_slot_went_stale_in_a_late_claim_is_released_not_unknown(
+    redis_url: str,
+) -> None:
+    """The benchmark's unknowns with no crash: the claim came back after the slot taken
+    ahead went stale, and the start queued for a fresh slot inside its ``sending`` window,
+    where the engine's job timeout cut it. The fresh slot is now bounded: when it does not
+    come within the bound, nothing was sent and the claim is given back."""
+    ref = SegmentRef(1, 1, 1)
+    clock = ManualClock()
+    async with (
+        FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
+        aioredis.Redis.from_url(redis_url) as redis,
+    ):
+        # 1 request/s: the slot taken ahead is due now, a fresh one a second after it
+        limiter = RedisRateLimiter(redis, rate=1.0, account="acme", clock=clock.now)
+        ledger = StartLedger(redis, account="acme", run="r1")
+        async with AltcraftClient(fake.url, token=fake.token, rate_limiter=limiter) as client:
+            async with limiter.slot(bound=0.5) as slot:
+                clock.advance(1.0)  # the claim's reply came back a second late
+                with anyio.fail_after(30):  # what this guards against: a wait with no end
+                    outcome = await run_pair(client, ledger, ref, "late")
+            assert outcome.state == "released" and "went stale" in outcome.detail
+            assert not slot.passed and fake.requests == []
+        state = await ledger.pair(pair_id(ref))
+        assert state.state is None and state.fence == 1  # claimed once, given back
+        assert await ledger.startable(pair_id(ref)) and await ledger.in_flight() == 0
+        assert await ledger.unknown() == []
+        async with AltcraftClient(fake.url, token=fake.token) as client:
+            again = await run_pair(client, ledger, ref, "next try")
+        assert again.state == "done" and as_counters(again.result) == counters_of(fake, 1)
+        assert starts_of(fake, 1) == 1
+
+
+async def test_a_start_cancelled_before_it_left_gives_its_claim_back(redis_url: str) -> None:
+    """The engine cancels a job (its timeout, a shutdown) while a start waits inside its
+    ``sending`` window for its slot: the limiter knows no request of it went towards the
+    transport, so the claim is given back under a shield instead of turning ``unknown``."""
+    ref = SegmentRef(1, 1, 1)
+    async with (
+        FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
+        aioredis.Redis.from_url(redis_url) as redis,
+    ):
+        limiter = RedisRateLimiter(redis, rate=0.5, account="acme")  # a slot every 2 s
+        ledger = StartLedger(redis, account="acme", run="r1")
+        key = pair_key("acme", "r1", pair_id(ref))
+        await redis.config_set("notify-keyspace-events", "Kh")
+        pubsub = redis.pubsub()
+        await pubsub.subscribe(f"__keyspace@0__:{key}")
+        try:
+            async with AltcraftClient(fake.url, token=fake.token, rate_limiter=limiter) as client:
+                async with limiter.slot():  # the slot due now: the start's is 2 s away
+                    pass
+                limiter.lead = 60.0  # claims were seen to take long: hand the slot out now
+                with anyio.fail_after(30):
+                    async with anyio.create_task_group() as group:
+                        job = partial(run_pair, client, ledger, ref, "job", limiter=limiter)
+                        group.start_soon(job)
+                        message = None
+                        while message is None:  # the claim's write: the start is waiting
+                            message = await pubsub.get_message(
+                                ignore_subscribe_messages=True, timeout=30
+                            )
+                        group.cancel_scope.cancel()  # the job is cut off
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await redis.config_set("notify-keyspace-events", "")
+        assert fake.requests == []
+        state = await ledger.pair(pair_id(ref))
+        assert state.state is None and state.fence == 1  # claimed once, given back
+        assert await ledger.startable(pair_id(ref)) and await ledger.in_flight() == 0
+        async with AltcraftClient(fake.url, token=fake.token) as client:
+            assert (await run_pair(client, ledger, ref, "next try")).state == "done"
+        assert starts_of(fake, 1) == 1
