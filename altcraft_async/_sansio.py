@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 from attrs import Factory, field, frozen
 
 from ._codec import (
@@ -27,7 +28,7 @@ from ._codec import (
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
 from ._secret import HiddenStr, Secret
 from .models import Feedback, Match
-from .models._checks import non_empty_text, positive_id
+from .models._checks import MAX_ID, non_empty_text, positive_id
 
 __all__ = [
     "API_PREFIX",
@@ -60,6 +61,11 @@ class Param:
     required: bool = True
 
 
+#: A spec's arguments checked and turned into the request's wire fields (token and format
+#: aside); raises InvalidRequestError.
+WireFieldsOf = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
 @frozen
 class EndpointSpec:
     """Everything needed to call one endpoint, as data."""
@@ -75,6 +81,14 @@ class EndpointSpec:
         init=False, default=Factory(lambda self: frozenset(p.name for p in self.params), True)
     )
     url_path: str = field(init=False, default=Factory(lambda self: API_PREFIX + self.path, True))
+    #: Derived once from ``params``: the function that checks a call's arguments and makes
+    #: its wire fields (see :func:`_wire_fields_of`).
+    wire_fields: WireFieldsOf = field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=Factory(lambda self: _wire_fields_of(self), True),
+    )
 
 
 @frozen
@@ -97,6 +111,16 @@ def _positive_int(name: str, wire: str, value: Any) -> Mapping[str, Any]:
 
 def _text(name: str, wire: str, value: Any) -> Mapping[str, Any]:
     return {wire: non_empty_text(name, value)}
+
+
+#: The expressions reading ``v`` as the validators above do (the usual value inline, the
+#: validator itself for anything else): for the generated wire fields.
+_INLINE: dict[Any, str] = {
+    _positive_int: "v if type(v) is int and 0 < v <= MAX_ID else positive_id({name}, v)",
+    # ASCII text always encodes; blank text (or other kinds) goes to the check that says why
+    _text: "v if type(v) is str and v.isascii() and v and not v.isspace()"
+    " else non_empty_text({name}, v)",
+}
 
 
 def _match(name: str, wire: str, value: Any) -> Mapping[str, Any]:
@@ -149,11 +173,22 @@ class Auth:
     :class:`Secret` (the encoder reveals it) or in an ``Authorization: Bearer`` header held as
     a :class:`HiddenStr`. No repr of it, of the request document or of the headers shows it."""
 
-    __slots__ = ("body_token", "headers")
+    __slots__ = ("body_token", "format", "headers", "json_head")
 
     def __init__(self, token: Secret, fmt: Format, *, bearer: bool = False) -> None:
+        self.format: Format = fmt
         #: The token of the body, None when it goes in the header.
         self.body_token: Secret | None = None if bearer else token
+        #: A JSON body's start, up to the first argument (the token's field, encoded once);
+        #: None for XML, or a token JSON cannot encode (the encoder then says so per call).
+        self.json_head: bytes | None = None
+        if fmt == "json":
+            try:
+                self.json_head = (
+                    b"{" if bearer else b'{"token":' + orjson.dumps(token.reveal()) + b","
+                )
+            except TypeError:
+                pass
         self.headers: Mapping[str, str] = (
             {**_HEADERS[fmt], "Authorization": HiddenStr("Bearer " + token.reveal())}
             if bearer
@@ -179,21 +214,98 @@ def build_request(
     documented, or in an ``Authorization: Bearer`` header when ``bearer`` is set.
     """
     auth = token if type(token) is Auth else _auth_of(spec, token, fmt, bearer)
-    if not spec.names.issuperset(args):
-        unknown = [name for name in args if name not in spec.names]
-        raise InvalidRequestError(f"{spec.name}: unknown argument(s) {', '.join(unknown)}")
+    return PreparedRequest(spec.name, spec.url_path, auth.headers, encode_request(spec, args, auth))
+
+
+def encode_request(spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> bytes:
+    """The body of a call of ``spec`` with ``args`` in ``auth``'s format (arguments checked
+    first: InvalidRequestError, nothing encoded).
+
+    A JSON body is the token's field, encoded once per :class:`Auth`, then the arguments'
+    fields, then the format: the bytes :func:`encode` writes for the whole document, without
+    revealing the token on every call. No local here holds the token or the body."""
+    fields = spec.wire_fields(args)
+    if auth.json_head is not None:
+        try:
+            middle = orjson.dumps(fields)
+        except TypeError:  # orjson's JSONEncodeError: encode below says what is wrong
+            pass
+        else:
+            if len(middle) == 2:  # b"{}"
+                return auth.json_head + _JSON_TAIL[1:]
+            return auth.json_head + middle[1:-1] + _JSON_TAIL
     # the document holds the token as a Secret: its repr, and this frame's, never show it
     token_field = auth.body_token
     document: dict[str, Any] = {} if token_field is None else {"token": token_field}
+    document.update(fields)
+    document["format"] = auth.format
+    return encode(document, auth.format)
+
+
+#: What ends every JSON body: its format (after the comma that follows the last field).
+_JSON_TAIL = b',"format":"json"}'
+
+
+def _fields_by_loop(spec: EndpointSpec) -> WireFieldsOf:
+    """The wire fields of any spec, a parameter at a time (what :func:`_generated_fields`
+    does without a loop)."""
+    params, names, endpoint = spec.params, spec.names, spec.name
+
+    def wire_fields(args: Mapping[str, Any]) -> dict[str, Any]:
+        if not names.issuperset(args):
+            _unknown(endpoint, names, args)
+        document: dict[str, Any] = {}
+        for param in params:
+            value = args.get(param.name)
+            if value is None:
+                if param.required:
+                    raise InvalidRequestError(f"{endpoint}: {param.name} is required")
+                continue
+            document.update(param.to_wire(param.name, param.wire, value))
+        return document
+
+    return wire_fields
+
+
+def _unknown(endpoint: str, names: frozenset[str], args: Mapping[str, Any]) -> None:
+    unknown = [name for name in args if name not in names]
+    raise InvalidRequestError(f"{endpoint}: unknown argument(s) {', '.join(unknown)}")
+
+
+def _wire_fields_of(spec: EndpointSpec) -> WireFieldsOf:
+    """A spec's :attr:`EndpointSpec.wire_fields`: generated code for the specs whose
+    parameters are all ids and texts (the hot calls), the loop for the others."""
+    if not all(param.to_wire in _INLINE for param in spec.params):
+        return _fields_by_loop(spec)
+    namespace: dict[str, Any] = {
+        "names": spec.names,
+        "_unknown": _unknown,
+        "InvalidRequestError": InvalidRequestError,
+        "positive_id": positive_id,
+        "non_empty_text": non_empty_text,
+        "MAX_ID": MAX_ID,
+    }
+    endpoint = spec.name
+    lines = [
+        "def wire_fields(args):",
+        "    if not names.issuperset(args):",
+        f"        _unknown({endpoint!r}, names, args)",
+        "    document = {}",
+    ]
     for param in spec.params:
-        value = args.get(param.name)
-        if value is None:
-            if param.required:
-                raise InvalidRequestError(f"{spec.name}: {param.name} is required")
-            continue
-        document.update(param.to_wire(param.name, param.wire, value))
-    document["format"] = fmt
-    return PreparedRequest(spec.name, spec.url_path, auth.headers, encode(document, fmt))
+        name, wire = param.name, param.wire
+        read = _INLINE[param.to_wire].format(name=repr(name))
+        lines.append(f"    v = args.get({name!r})")
+        if param.required:
+            message = f"{endpoint}: {name} is required"
+            lines += ["    if v is None:", f"        raise InvalidRequestError({message!r})"]
+            lines.append(f"    document[{wire!r}] = {read}")
+        else:
+            lines += ["    if v is not None:", f"        document[{wire!r}] = {read}"]
+    lines.append("    return document")
+    exec("\n".join(lines), namespace)  # our own code, made from the spec's parameters
+    generated: WireFieldsOf = namespace["wire_fields"]
+    return generated
 
 
 def _auth_of(spec: EndpointSpec, token: Any, fmt: Format, bearer: bool) -> Auth:

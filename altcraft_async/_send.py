@@ -34,7 +34,7 @@ from ._errors import (
 from ._events import EventHooks, RequestEvent, ResponseEvent, emit
 from ._ratelimit import RateLimiterProtocol
 from ._retry import RetryPolicy, Try, http_status_of, retry_target
-from ._sansio import Auth, EndpointSpec, build_request, decode_reply
+from ._sansio import Auth, EndpointSpec, decode_reply, encode_request
 from ._scrub import Scrubber
 from ._secret import Secret
 from ._transport import (
@@ -213,12 +213,14 @@ class SendPath:
 
     def build(self, spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> HTTPRequest:
         """The request of one call (InvalidRequestError for bad arguments, nothing sent)."""
-        prepared = build_request(spec, args, token=auth, fmt=self.format)
         headers = self._headers_by_auth.get(auth)
         if headers is None:  # once per token: every request with it shares the merged dict
-            headers = self._headers_by_auth[auth] = {**self.headers, **prepared.headers}
+            headers = self._headers_by_auth[auth] = {**self.headers, **auth.headers}
         return HTTPRequest(
-            self.base_url + prepared.path, headers=headers, body=prepared.body, endpoint=spec.name
+            self.base_url + spec.url_path,
+            headers=headers,
+            body=encode_request(spec, args, auth),
+            endpoint=spec.name,
         )
 
     def drive(
