@@ -53,7 +53,6 @@ __all__ = [
     "escape_xml",
     "excerpt",
     "from_builtins",
-    "json_object_or_none",
     "parse",
     "structure",
     "to_builtins",
@@ -182,16 +181,6 @@ def parse(body: bytes, fmt: Format, *, endpoint: str = "") -> dict[str, Any]:
             transient=False,
         )
     return document
-
-
-def json_object_or_none(body: bytes) -> dict[str, Any] | None:
-    """A JSON body parsed as is if it is an object, else None (no error raised: for a fast
-    path whose caller falls back to :func:`parse`, which says what is wrong)."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return document if type(document) is dict else None
 
 
 def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
@@ -665,6 +654,10 @@ def _task_status_hook(
     status_hook = converter.get_structure_hook(str)
     progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
     new_status = _status_maker()
+    #: Each status text seen and what it normalises to (bounded: a platform inventing a
+    #: status per reply cannot grow it), when ``status_hook`` is the plain text one
+    normals: dict[str, str] = {}
+    normals_limit = _NORMALS_LIMIT if status_hook is _str else 0
 
     def factory(cls: Any) -> Callable[[Any, Any], TaskStatus[Any]]:
         args = get_args(cls)
@@ -675,10 +668,23 @@ def _task_status_hook(
         def hook(value: Any, _: Any) -> TaskStatus[Any]:
             if not isinstance(value, dict):
                 raise _fail(value, "an object for TaskStatus")
-            status = normalize_status(status_hook(value.get("status"), str))
+            sent = value.get("status")
+            # a status seen before skips its hook and normalising (a poll sees the same few)
+            status = normals.get(sent) if type(sent) is str else None
+            if status is None:
+                status = normalize_status(status_hook(sent, str))
+                if type(sent) is str and len(normals) < normals_limit:
+                    normals[sent] = status
             if not status:
                 raise ValueError("the reply has no task status")
-            progress = progress_hook(value.get("progress"), float | None)
+            # a JSON number (the usual progress) is read inline, as its hook would
+            sent = value.get("progress")
+            if type(sent) is float:
+                progress: float | None = sent
+            elif type(sent) is int:
+                progress = float(sent)
+            else:
+                progress = progress_hook(sent, float | None)
             if status in SUCCESS_STATUSES:
                 return new_status(status, progress, result_hook(value.get("result"), result_type))
             if status in FAILURE_STATUSES:
@@ -688,6 +694,10 @@ def _task_status_hook(
         return hook
 
     return factory
+
+
+#: Most status texts a status hook remembers with their normal form.
+_NORMALS_LIMIT = 256
 
 
 def _status_maker() -> Callable[..., TaskStatus[Any]]:

@@ -9,6 +9,7 @@ validates arguments and raises :class:`InvalidRequestError` before anything is s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +21,6 @@ from ._codec import (
     Format,
     encode,
     excerpt,
-    json_object_or_none,
     parse,
     structure,
     without_bom,
@@ -183,12 +183,10 @@ class Auth:
         #: None for XML, or a token JSON cannot encode (the encoder then says so per call).
         self.json_head: bytes | None = None
         if fmt == "json":
-            try:
+            with contextlib.suppress(TypeError):  # orjson's JSONEncodeError
                 self.json_head = (
                     b"{" if bearer else b'{"token":' + orjson.dumps(token.reveal()) + b","
                 )
-            except TypeError:
-                pass
         self.headers: Mapping[str, str] = (
             {**_HEADERS[fmt], "Authorization": HiddenStr("Bearer " + token.reveal())}
             if bearer
@@ -341,8 +339,11 @@ def decode_reply(
     """
     ok_status = 200 <= status < 300
     if ok_status and fmt == "json":  # the usual reply: a JSON object with error 0
-        envelope = json_object_or_none(body)
-        if envelope is not None and type(code := envelope.get("error")) is int and code == 0:
+        try:
+            envelope = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            envelope = None
+        if type(envelope) is dict and type(code := envelope.get("error")) is int and code == 0:
             data = envelope.get("data")
             return structure(data, spec.response, fmt, endpoint=spec.name, body=body)
         # anything else, exactly as before (a BOM, an error, another format, no envelope)

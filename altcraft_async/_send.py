@@ -327,7 +327,10 @@ class _Call:
     async def attempt(self, attempt: Try) -> Any:
         """One try: a rate-limit slot, a connection, the hooks, the exchange, the decoding."""
         path, spec, request = self.path, self.spec, self.request
-        path.check_usable()  # the client may have been closed while the last try was in flight
+        # the client may have been closed while the last try was in flight; a first call
+        # binds the loop (check_usable, skipped when neither can be the case)
+        if path.closed or path._binding.loop is not asyncio.get_running_loop():
+            path.check_usable()
         per_try = self.per_try
         timeout = per_try if attempt.left is None else min(per_try, max(attempt.left, 0.001))
         waits, hooks, limiter = path._waits, path._hooks, path.rate_limiter
@@ -339,10 +342,12 @@ class _Call:
         response: HTTPResponse | None = None
         failure: AltcraftError | None = None
         progress = SendProgress()
+        debug = logger.isEnabledFor(logging.DEBUG)
+        timed = debug or hooks.response  # the elapsed time is shown, or reported
         try:
             if hooks.request:
                 await emit(hooks.request, RequestEvent(spec.name, request.url, attempt.number + 1))
-            started = time.monotonic()
+            started = time.monotonic() if timed else 0.0
             reset = CURRENT_SEND.set(progress)
             try:
                 response = await path.transport.send(request, timeout=timeout)
@@ -358,35 +363,37 @@ class _Call:
                 attempt.sent = progress.sent is not False
         finally:
             waits.release()
-        elapsed = time.monotonic() - started
-        status = progress.status if response is None else response.status
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
-                spec.path,
-                status,
-                attempt.number + 1,
-                elapsed,
-                self.label,
-                "" if failure is None else f" error={type(failure).__name__}",
-            )
-        if hooks.response:
-            headers = progress.headers if response is None else response.headers
-            event = ResponseEvent(
-                spec.name, request.url, attempt.number + 1, elapsed, status, headers, failure
-            )
-            await emit(hooks.response, event)
+        if timed:
+            elapsed = time.monotonic() - started
+            status = progress.status if response is None else response.status
+            if debug:
+                logger.debug(
+                    "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
+                    spec.path,
+                    status,
+                    attempt.number + 1,
+                    elapsed,
+                    self.label,
+                    "" if failure is None else f" error={type(failure).__name__}",
+                )
+            if hooks.response:
+                headers = progress.headers if response is None else response.headers
+                event = ResponseEvent(
+                    spec.name, request.url, attempt.number + 1, elapsed, status, headers, failure
+                )
+                await emit(hooks.response, event)
         if failure is not None:
             raise failure
         assert response is not None
+        if limiter is None:
+            return path._decode(spec, response)
         try:
             result = path._decode(spec, response)
         except (HTTPStatusError, APIError) as error:
-            if limiter is not None and http_status_of(error) == 429:
+            if http_status_of(error) == 429:
                 limiter.on_rate_limited(paced_at)
             raise
-        if limiter is not None:
-            limiter.on_success()
+        limiter.on_success()
         return result
 
 

@@ -289,7 +289,10 @@ class AiohttpTransport:
         Our error is raised outside the ``except`` block: the aiohttp exception (whose request
         info may hold an ``Authorization`` header) is not kept as its context.
         """
-        session = self._session_for_loop()
+        session = self._session
+        # a session is None once closed; the usual call skips the checks of the slow path
+        if session is None or self._binding.loop is not asyncio.get_running_loop():
+            session = self._session_for_loop()
         progress = CURRENT_SEND.get()
         reset = None
         if progress is None:  # called directly, not through a client's send path
@@ -312,10 +315,20 @@ class AiohttpTransport:
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as response:
-                progress.status = response.status
-                progress.headers = response.headers
-                body = await self._read_body(response, endpoint)
-                return HTTPResponse(response.status, response.headers, body)
+                status, reply_headers = progress.status, progress.headers = (
+                    response.status,
+                    response.headers,
+                )
+                length = response.content_length
+                if (
+                    length is not None
+                    and length <= self.max_response_size
+                    and "Content-Encoding" not in reply_headers
+                ):  # the usual reply, read whole (what _read_body does first, inline)
+                    body = await response.read()
+                else:
+                    body = await self._read_body(response, endpoint)
+                return HTTPResponse(status, reply_headers, body)
         except DecodeError as error:  # the reply is over max_response_size
             failure: AltcraftError = error.with_traceback(None)
         except Exception as exc:

@@ -10,7 +10,7 @@ from .._kinds import COUNTERS, ResultT, TaskKind, WaitResultT
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from ..models import CountersSnapshot, TaskStatus
-from ._base import Caller, check_task_id, read_status, wait_task
+from ._base import Caller, check_task_id, read, wait_task
 from ._specs import TASKS_STATUS, kind_named
 
 __all__ = ["TasksAPI"]
@@ -35,14 +35,18 @@ class TasksAPI:
         Raises InvalidRequestError (empty id), APIError subclasses, TransportError,
         HTTPStatusError, DecodeError.
         """
-        return await read_status(
-            self._caller,
+        caller = self._caller
+        status: TaskStatus = await read(
+            caller,
             TASKS_STATUS,
-            task_id,
+            {"task_id": task_id},
             timeout=timeout,
             request_timeout=request_timeout,
             retry=retry,
         )
+        if status.done:  # a status that says the task ended releases its start
+            caller._starts.finished(task_id)
+        return status
 
     @overload
     def task(self, task_id: str) -> Task: ...
