@@ -585,7 +585,6 @@ def _generated_decoder(
     namespace: dict[str, Any] = {
         "cls": cls,
         "_new": object.__new__,
-        "_MISSING": _MISSING,
         "_is_empty": _is_empty,
         "_fail": _fail,
         "_str": _str,
@@ -617,10 +616,10 @@ def _generated_decoder(
         # the slot's own setter: cheaper than object.__setattr__ (what a frozen __init__ uses)
         namespace[f"set{number}"] = vars(cls)[name].__set__
         expression = expression or f"hook{number}(v, type{number})"
-        lines.append(f"    v = value.get({name!r}, _MISSING)")
+        # ``in`` and a subscript rather than dict.get: no call for a field the reply omits
         if item.default is attrs.NOTHING:
-            lines += ["    if v is _MISSING:", f"        raise KeyError({name!r})"]
-            lines.append(f"    set{number}(self, {expression})")
+            lines += [f"    if {name!r} not in value:", f"        raise KeyError({name!r})"]
+            lines += [f"    v = value[{name!r}]", f"    set{number}(self, {expression})"]
             continue
         default = item.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
@@ -629,14 +628,18 @@ def _generated_decoder(
         else:
             namespace[f"default{number}"] = default
             missing = f"default{number}"
-        lines.append(f"    set{number}(self, {missing} if v is _MISSING else {expression})")
+        lines += [
+            f"    if {name!r} in value:",
+            f"        v = value[{name!r}]",
+            f"        set{number}(self, {expression})",
+            "    else:",
+            f"        set{number}(self, {missing})",
+        ]
     lines.append("    return self")
     exec("\n".join(lines), namespace)  # our own code, made from the model's fields
     decoder: Callable[[Any, Any], Any] = namespace["decode"]
     return decoder
 
-
-_MISSING = object()
 
 
 def _is_task_status(cls: Any) -> bool:
