@@ -55,6 +55,7 @@ __all__ = [
     "from_builtins",
     "parse",
     "structure",
+    "structure_hook",
     "to_builtins",
     "unstructure",
     "without_bom",
@@ -641,7 +642,6 @@ def _generated_decoder(
     return decoder
 
 
-
 def _is_task_status(cls: Any) -> bool:
     return cls is TaskStatus or get_origin(cls) is TaskStatus
 
@@ -656,7 +656,9 @@ def _task_status_hook(
     :class:`TaskFailedError`."""
     status_hook = converter.get_structure_hook(str)
     progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
-    new_status = _status_maker()
+    setters = _status_setters()
+    set_status, set_progress, set_result, set_failure = setters or (_no_setter,) * 4
+    _new = object.__new__
     #: Each status text seen and what it normalises to (bounded: a platform inventing a
     #: status per reply cannot grow it), when ``status_hook`` is the plain text one
     normals: dict[str, str] = {}
@@ -688,11 +690,21 @@ def _task_status_hook(
                 progress = float(sent)
             else:
                 progress = progress_hook(sent, float | None)
+            failure_result = None
             if status in SUCCESS_STATUSES:
-                return new_status(status, progress, result_hook(value.get("result"), result_type))
-            if status in FAILURE_STATUSES:
-                return new_status(status, progress, empty, value.get("result"))
-            return new_status(status, progress, empty)
+                result = result_hook(value.get("result"), result_type)
+            else:
+                result = empty
+                if status in FAILURE_STATUSES:
+                    failure_result = value.get("result")
+            if setters is None:
+                return TaskStatus(status, progress, result, failure_result)
+            made: TaskStatus[Any] = _new(TaskStatus)
+            set_status(made, status)
+            set_progress(made, progress)
+            set_result(made, result)
+            set_failure(made, failure_result)
+            return made
 
         return hook
 
@@ -703,29 +715,21 @@ def _task_status_hook(
 _NORMALS_LIMIT = 256
 
 
-def _status_maker() -> Callable[..., TaskStatus[Any]]:
-    """``TaskStatus(status, progress, result, failure_result)`` without its frozen __init__
-    (as the generated decoders make models), while its fields are exactly these four slots."""
+def _no_setter(instance: Any, value: Any) -> None:
+    """What stands for TaskStatus's setters when its __init__ makes it (never called)."""
+    raise AssertionError("TaskStatus is made by its __init__")
+
+
+def _status_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
+    """The setters of ``TaskStatus``'s four slots (``status``, ``progress``, ``result``,
+    ``failure_result``), to make one without its frozen __init__ as the generated decoders
+    make models; None when its fields are not exactly these (then __init__ makes it)."""
     names = ("status", "progress", "result", "failure_result")
     if tuple(item.name for item in attrs.fields(TaskStatus)) != names or not _plain_fields(
         TaskStatus
     ):
-        return TaskStatus
-    set_status, set_progress, set_result, set_failure = (
-        vars(TaskStatus)[name].__set__ for name in names
-    )
-
-    def new_status(
-        status: str, progress: float | None, result: Any, failure_result: Any = None
-    ) -> TaskStatus[Any]:
-        made: TaskStatus[Any] = object.__new__(TaskStatus)
-        set_status(made, status)
-        set_progress(made, progress)
-        set_result(made, result)
-        set_failure(made, failure_result)
-        return made
-
-    return new_status
+        return None
+    return tuple(vars(TaskStatus)[name].__set__ for name in names)
 
 
 def _empty_result(result_type: Any) -> Any:
@@ -794,6 +798,15 @@ def _converter(fmt: Format) -> cattrs.Converter:
     return converter
 
 
+def structure_hook(cls: Any, fmt: Format) -> Callable[[Any, Any], Any]:
+    """The hook :func:`structure` types ``cls`` with (``hook(data, cls)``), for a caller that
+    keeps it: it raises whatever the hook raises, where :func:`structure` raises DecodeError."""
+    hook = _HOOKS.get((fmt, cls))
+    if hook is None:
+        hook = _HOOKS[fmt, cls] = _converter(fmt).get_structure_hook(cls)
+    return hook
+
+
 def structure(
     data: Any,
     cls: type[T] | Any,
@@ -809,10 +822,7 @@ def structure(
     the whole ``body`` and the excerpt is only cut from it when there is an error.
     """
     try:
-        hook = _HOOKS.get((fmt, cls))
-        if hook is None:
-            hook = _HOOKS[fmt, cls] = _converter(fmt).get_structure_hook(cls)
-        result: T = hook(data, cls)
+        result: T = structure_hook(cls, fmt)(data, cls)
     except DecodeError:
         raise
     except Exception as exc:  # cattrs raises KeyError/TypeError/ValueError/ClassValidationError

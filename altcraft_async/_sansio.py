@@ -23,6 +23,7 @@ from ._codec import (
     excerpt,
     parse,
     structure,
+    structure_hook,
     without_bom,
 )
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
@@ -81,6 +82,10 @@ class EndpointSpec:
         init=False, default=Factory(lambda self: frozenset(p.name for p in self.params), True)
     )
     url_path: str = field(init=False, default=Factory(lambda self: API_PREFIX + self.path, True))
+    #: The structure hook of ``response`` by format, kept at its first reply (a cache)
+    decoders: dict[str, Callable[[Any, Any], Any]] = field(
+        init=False, eq=False, repr=False, factory=dict
+    )
     #: Derived once from ``params``: the function that checks a call's arguments and makes
     #: its wire fields (see :func:`_wire_fields_of`).
     wire_fields: WireFieldsOf = field(
@@ -345,6 +350,14 @@ def decode_reply(
             envelope = None
         if type(envelope) is dict and type(code := envelope.get("error")) is int and code == 0:
             data = envelope.get("data")
+            hook = spec.decoders.get(fmt)
+            if hook is None:
+                hook = spec.decoders[fmt] = structure_hook(spec.response, fmt)
+            try:
+                return hook(data, spec.response)
+            except Exception:  # structure, below, says what is wrong
+                pass
+            # outside the except block: the hook's error is not kept as context
             return structure(data, spec.response, fmt, endpoint=spec.name, body=body)
         # anything else, exactly as before (a BOM, an error, another format, no envelope)
     try:

@@ -1,8 +1,8 @@
 """The send path of one client: from an endpoint call to its decoded reply, a step per concern.
 
-:meth:`SendPath.build` turns a call into an :class:`HTTPRequest` (the sans-I/O layer's
-``build_request``); :meth:`SendPath.drive` sends it under the retry policy
-(:func:`retry_target`), each try being::
+:meth:`SendPath.call` turns a call into an :class:`HTTPRequest` (the sans-I/O layer's
+``encode_request``) and sends it under the retry policy (:func:`retry_target`), each try
+being::
 
     rate-limit slot -> connection slot -> request hooks -> transport.send -> response hooks
     -> decode (secrets blanked from errors) -> limiter feedback (429, success)
@@ -149,8 +149,6 @@ class SendPath:
         *,
         base_url: str,
         fmt: Format,
-        timeout: float,
-        retry: RetryPolicy,
         max_connections: int,
         rate_limiter: RateLimiterProtocol | None = None,
         hooks: EventHooks | None = None,
@@ -164,8 +162,6 @@ class SendPath:
         self._headers_by_auth: dict[Auth, Mapping[str, str]] = {}
         self.base_url = base_url.rstrip("/")
         self.format: Format = fmt
-        self.timeout = timeout
-        self.retry = retry
         self.rate_limiter = rate_limiter
         self.closed = False
         self._hooks = hooks or EventHooks()
@@ -211,39 +207,35 @@ class SendPath:
 
     # -- the path ------------------------------------------------------------------------
 
-    def build(self, spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> HTTPRequest:
-        """The request of one call (InvalidRequestError for bad arguments, nothing sent)."""
+    def call(
+        self,
+        spec: EndpointSpec,
+        args: Mapping[str, Any],
+        auth: Auth,
+        timeout: float,
+        retry: RetryPolicy,
+    ) -> Coroutine[Any, Any, Any]:
+        """Build the request of one call (InvalidRequestError for bad arguments, nothing
+        sent) and return the awaitable that sends it, retrying as ``retry`` allows, and
+        decodes the reply: :func:`retry_target`'s coroutine (a plain function, one coroutine
+        layer less on every call). ``timeout``: seconds per try.
+
+        Each call gets a short random id, shown with the task id of ``args`` (a status
+        poll's) in the DEBUG line of every try and retry of it: the lines of one call can be
+        told apart from those of the calls running beside it."""
         headers = self._headers_by_auth.get(auth)
         if headers is None:  # once per token: every request with it shares the merged dict
             headers = self._headers_by_auth[auth] = {**self.headers, **auth.headers}
-        return HTTPRequest(
+        request = HTTPRequest(
             self.base_url + spec.url_path,
             headers=headers,
             body=encode_request(spec, args, auth),
             endpoint=spec.name,
         )
-
-    def drive(
-        self,
-        spec: EndpointSpec,
-        request: HTTPRequest,
-        *,
-        timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-        args: Mapping[str, Any] | None = None,
-    ) -> Coroutine[Any, Any, Any]:
-        """Send ``request`` (retrying as the policy allows) and decode the reply: the
-        awaitable of the call (a plain function returning :func:`retry_target`'s coroutine,
-        one coroutine layer less on every call).
-
-        Each call gets a short random id, shown with the task id of ``args`` (a status
-        poll's) in the DEBUG line of every try and retry of it: the lines of one call can be
-        told apart from those of the calls running beside it."""
-        per_try = timeout if timeout is not None else self.timeout
-        call = _Call(self, spec, request, per_try, args)
+        call = _Call(self, spec, request, timeout, args)
         return retry_target(
             call.attempt,
-            retry or self.retry,
+            retry,
             starts_task=spec.starts_task,
             sleep=call.sleep,
             endpoint=spec.name,
@@ -337,8 +329,11 @@ class _Call:
         paced_at = 0.0
         if limiter is not None:
             paced_at = await limiter.acquire(self.sleep)
-        if not waits.take(spec.name):
-            await waits.queue(spec.name)
+        if waits.closed or not waits._free or waits._queue:  # what take tells, inline
+            if not waits.take(spec.name):
+                await waits.queue(spec.name)
+        else:
+            waits._free -= 1
         response: HTTPResponse | None = None
         failure: AltcraftError | None = None
         progress = SendProgress()
@@ -362,7 +357,10 @@ class _Call:
                 # for a deadline that cuts the try short, now or later in it
                 attempt.sent = progress.sent is not False
         finally:
-            waits.release()
+            if waits._queue:
+                waits.release()
+            else:  # nobody waits: what release does, inline
+                waits._free += 1
         if timed:
             elapsed = time.monotonic() - started
             status = progress.status if response is None else response.status

@@ -19,6 +19,7 @@ import asyncio
 import ssl
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import aiohttp
@@ -114,12 +115,10 @@ class SendProgress:
     ``headers``: of a reply whose status line arrived but whose body could not be read.
     """
 
-    __slots__ = ("headers", "sent", "status")
-
-    def __init__(self) -> None:
-        self.sent: bool | None = None
-        self.status: int | None = None
-        self.headers: Mapping[str, str] = {}
+    # Class-level defaults and no __init__: made on every try, as cheaply as an object can be.
+    sent: bool | None = None
+    status: int | None = None
+    headers: Mapping[str, str] = MappingProxyType({})
 
     @property
     def may_have_sent(self) -> bool:
