@@ -62,9 +62,9 @@ class Param:
     required: bool = True
 
 
-#: A spec's arguments checked and turned into the request's wire fields (token and format
-#: aside); raises InvalidRequestError.
-WireFieldsOf = Callable[[Mapping[str, Any]], dict[str, Any]]
+#: A spec's arguments checked and encoded as a request body with an Auth's token, in its
+#: format; raises InvalidRequestError.
+BodyOf = Callable[[Mapping[str, Any], "Auth"], bytes]
 
 
 @frozen
@@ -86,13 +86,13 @@ class EndpointSpec:
     decoders: dict[str, Callable[[Any, Any], Any]] = field(
         init=False, eq=False, repr=False, factory=dict
     )
-    #: Derived once from ``params``: the function that checks a call's arguments and makes
-    #: its wire fields (see :func:`_wire_fields_of`).
-    wire_fields: WireFieldsOf = field(
+    #: Derived once from ``params``: the function that checks a call's arguments and
+    #: encodes its body (see :func:`_encoder_of`).
+    encode_body: BodyOf = field(
         init=False,
         eq=False,
         repr=False,
-        default=Factory(lambda self: _wire_fields_of(self), True),
+        default=Factory(lambda self: _encoder_of(self), True),
     )
 
 
@@ -222,21 +222,31 @@ def build_request(
 
 def encode_request(spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> bytes:
     """The body of a call of ``spec`` with ``args`` in ``auth``'s format (arguments checked
-    first: InvalidRequestError, nothing encoded).
+    first: InvalidRequestError, nothing encoded): :attr:`EndpointSpec.encode_body`."""
+    return spec.encode_body(args, auth)
+
+
+def _body(document: dict[str, Any], auth: Auth) -> bytes:
+    """The body of a request whose arguments' wire fields are ``document``.
 
     A JSON body is the token's field, encoded once per :class:`Auth`, then the arguments'
     fields, then the format: the bytes :func:`encode` writes for the whole document, without
-    revealing the token on every call. No local here holds the token or the body."""
-    fields = spec.wire_fields(args)
+    revealing the token on every call. No local here holds the token or the body. (The
+    generated encoders do the same inline: :data:`_JSON_BODY`.)"""
     if auth.json_head is not None:
         try:
-            middle = orjson.dumps(fields)
+            middle: bytes | None = orjson.dumps(document)
         except TypeError:  # orjson's JSONEncodeError: encode below says what is wrong
-            pass
-        else:
+            middle = None
+        if middle is not None:
             if len(middle) == 2:  # b"{}"
                 return auth.json_head + _JSON_TAIL[1:]
             return auth.json_head + middle[1:-1] + _JSON_TAIL
+    return _encoded(document, auth)
+
+
+def _encoded(fields: dict[str, Any], auth: Auth) -> bytes:
+    """The whole document encoded by :func:`encode` (XML, or JSON it refuses to write)."""
     # the document holds the token as a Secret: its repr, and this frame's, never show it
     token_field = auth.body_token
     document: dict[str, Any] = {} if token_field is None else {"token": token_field}
@@ -247,14 +257,26 @@ def encode_request(spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> b
 
 #: What ends every JSON body: its format (after the comma that follows the last field).
 _JSON_TAIL = b',"format":"json"}'
+#: :func:`_body`'s code, the end of every generated encoder (a call less per request).
+_JSON_BODY = """\
+    if auth.json_head is not None:
+        try:
+            middle = dumps(document)
+        except TypeError:
+            middle = None
+        if middle is not None:
+            if len(middle) == 2:
+                return auth.json_head + TAIL[1:]
+            return auth.json_head + middle[1:-1] + TAIL
+    return _encoded(document, auth)"""
 
 
-def _fields_by_loop(spec: EndpointSpec) -> WireFieldsOf:
-    """The wire fields of any spec, a parameter at a time (what :func:`_generated_fields`
-    does without a loop)."""
+def _encoder_by_loop(spec: EndpointSpec) -> BodyOf:
+    """The body encoder of any spec, a parameter at a time (what :func:`_encoder_of`
+    generates without a loop)."""
     params, names, endpoint = spec.params, spec.names, spec.name
 
-    def wire_fields(args: Mapping[str, Any]) -> dict[str, Any]:
+    def encode_body(args: Mapping[str, Any], auth: Auth) -> bytes:
         if not names.issuperset(args):
             _unknown(endpoint, names, args)
         document: dict[str, Any] = {}
@@ -265,9 +287,9 @@ def _fields_by_loop(spec: EndpointSpec) -> WireFieldsOf:
                     raise InvalidRequestError(f"{endpoint}: {param.name} is required")
                 continue
             document.update(param.to_wire(param.name, param.wire, value))
-        return document
+        return _body(document, auth)
 
-    return wire_fields
+    return encode_body
 
 
 def _unknown(endpoint: str, names: frozenset[str], args: Mapping[str, Any]) -> None:
@@ -275,11 +297,11 @@ def _unknown(endpoint: str, names: frozenset[str], args: Mapping[str, Any]) -> N
     raise InvalidRequestError(f"{endpoint}: unknown argument(s) {', '.join(unknown)}")
 
 
-def _wire_fields_of(spec: EndpointSpec) -> WireFieldsOf:
-    """A spec's :attr:`EndpointSpec.wire_fields`: generated code for the specs whose
+def _encoder_of(spec: EndpointSpec) -> BodyOf:
+    """A spec's :attr:`EndpointSpec.encode_body`: generated code for the specs whose
     parameters are all ids and texts (the hot calls), the loop for the others."""
     if not all(param.to_wire in _INLINE for param in spec.params):
-        return _fields_by_loop(spec)
+        return _encoder_by_loop(spec)
     namespace: dict[str, Any] = {
         "names": spec.names,
         "_unknown": _unknown,
@@ -287,10 +309,13 @@ def _wire_fields_of(spec: EndpointSpec) -> WireFieldsOf:
         "positive_id": positive_id,
         "non_empty_text": non_empty_text,
         "MAX_ID": MAX_ID,
+        "dumps": orjson.dumps,
+        "TAIL": _JSON_TAIL,
+        "_encoded": _encoded,
     }
     endpoint = spec.name
     lines = [
-        "def wire_fields(args):",
+        "def encode_body(args, auth):",
         "    if not names.issuperset(args):",
         f"        _unknown({endpoint!r}, names, args)",
         "    document = {}",
@@ -305,9 +330,9 @@ def _wire_fields_of(spec: EndpointSpec) -> WireFieldsOf:
             lines.append(f"    document[{wire!r}] = {read}")
         else:
             lines += ["    if v is not None:", f"        document[{wire!r}] = {read}"]
-    lines.append("    return document")
+    lines.append(_JSON_BODY)
     exec("\n".join(lines), namespace)  # our own code, made from the spec's parameters
-    generated: WireFieldsOf = namespace["wire_fields"]
+    generated: BodyOf = namespace["encode_body"]
     return generated
 
 

@@ -34,7 +34,7 @@ from ._errors import (
 from ._events import EventHooks, RequestEvent, ResponseEvent, emit
 from ._ratelimit import RateLimiterProtocol
 from ._retry import RetryPolicy, Try, http_status_of, retry_target
-from ._sansio import Auth, EndpointSpec, decode_reply, encode_request
+from ._sansio import Auth, EndpointSpec, decode_reply
 from ._scrub import Scrubber
 from ._secret import Secret
 from ._transport import (
@@ -229,7 +229,7 @@ class SendPath:
         request = HTTPRequest(
             self.base_url + spec.url_path,
             headers=headers,
-            body=encode_request(spec, args, auth),
+            body=spec.encode_body(args, auth),  # the sans-I/O layer's encode_request
             endpoint=spec.name,
         )
         call = _Call(self, spec, request, timeout, args)

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import aiohttp
+from aiohttp.hdrs import CONTENT_ENCODING, CONTENT_LENGTH
 
 from ._errors import (
     AltcraftError,
@@ -318,12 +319,14 @@ class AiohttpTransport:
                     response.status,
                     response.headers,
                 )
-                length = response.content_length
+                # the usual reply, read whole: what _read_body does first, inline (the
+                # length, which aiohttp's parser checked, read as its content_length does)
+                length = reply_headers.get(CONTENT_LENGTH)
                 if (
                     length is not None
-                    and length <= self.max_response_size
-                    and "Content-Encoding" not in reply_headers
-                ):  # the usual reply, read whole (what _read_body does first, inline)
+                    and int(length) <= self.max_response_size
+                    and CONTENT_ENCODING not in reply_headers
+                ):
                     body = await response.read()
                 else:
                     body = await self._read_body(response, endpoint)
