@@ -383,15 +383,21 @@ class _Call:
         if failure is not None:
             raise failure
         assert response is not None
-        if limiter is None:
-            return path._decode(spec, response)
+        if limiter is None:  # the usual reply, decoded without _decode's frame
+            try:
+                return decode_reply(
+                    spec, response.status, response.headers, response.body, path.format
+                )
+            except AltcraftError:
+                pass  # _decode, below, raises it again, from the reply with secrets blanked
         try:
             result = path._decode(spec, response)
         except (HTTPStatusError, APIError) as error:
-            if http_status_of(error) == 429:
+            if limiter is not None and http_status_of(error) == 429:
                 limiter.on_rate_limited(paced_at)
             raise
-        limiter.on_success()
+        if limiter is not None:
+            limiter.on_success()
         return result
 
 

@@ -38,15 +38,19 @@ class TasksAPI:
         Raises InvalidRequestError (empty id), APIError subclasses, TransportError,
         HTTPStatusError, DecodeError.
         """
-        caller = self._caller
-        status: TaskStatus = await read(
-            caller,
-            TASKS_STATUS,
-            {"task_id": task_id},
-            timeout=timeout,
-            request_timeout=request_timeout,
-            retry=retry,
-        )
+        caller, args = self._caller, {"task_id": task_id}
+        if timeout is None and request_timeout is None and retry is None:
+            call = caller._call(TASKS_STATUS, args)  # read's work is none: a call less
+        else:
+            call = read(
+                caller,
+                TASKS_STATUS,
+                args,
+                timeout=timeout,
+                request_timeout=request_timeout,
+                retry=retry,
+            )
+        status: TaskStatus = await call
         # a status that says the task ended releases its start (.done, without its calls:
         # the decoder keeps the status normalised)
         if status.status in _ENDED:
