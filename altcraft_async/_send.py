@@ -33,7 +33,7 @@ from ._errors import (
 )
 from ._events import EventHooks, RequestEvent, ResponseEvent, emit
 from ._ratelimit import RateLimiterProtocol
-from ._retry import RetryPolicy, Try, http_status_of, retry_target
+from ._retry import RetryPolicy, Try, http_status_of, retry_pause, retry_target
 from ._sansio import Auth, EndpointSpec, decode_reply
 from ._scrub import Scrubber
 from ._secret import Secret
@@ -233,6 +233,8 @@ class SendPath:
             endpoint=spec.name,
         )
         call = _Call(self, spec, request, timeout, args)
+        if retry.deadline is None:  # the usual call: its tries retry themselves
+            return call.tries(Try(0, None), retry)
         return retry_target(
             call.attempt,
             retry,
@@ -316,89 +318,123 @@ class _Call:
                 self.label,
             )
 
-    async def attempt(self, attempt: Try) -> Any:
-        """One try: a rate-limit slot, a connection, the hooks, the exchange, the decoding."""
+    def attempt(self, attempt: Try) -> Coroutine[Any, Any, Any]:
+        """One try, as :func:`retry_target` runs it (a call with a deadline): :meth:`tries`
+        ending at its first failure."""
+        return self.tries(attempt, None)
+
+    async def tries(self, attempt: Try, retry: RetryPolicy | None) -> Any:
+        """Tries until one succeeds, each a rate-limit slot, a connection, the hooks, the
+        exchange, the decoding. Given ``retry`` (a call without a deadline), it retries
+        itself, as :func:`retry_target` would (:func:`retry_pause`): the call is one
+        coroutine layer less. Without, it ends at the first failure, for retry_target."""
         path, spec, request = self.path, self.spec, self.request
-        # the client may have been closed while the last try was in flight; a first call
-        # binds the loop (check_usable, skipped when neither can be the case)
-        if path.closed or path._binding.loop is not asyncio.get_running_loop():
-            path.check_usable()
-        per_try = self.per_try
-        timeout = per_try if attempt.left is None else min(per_try, max(attempt.left, 0.001))
         waits, hooks, limiter = path._waits, path._hooks, path.rate_limiter
-        paced_at = 0.0
-        if limiter is not None:
-            paced_at = await limiter.acquire(self.sleep)
-        if waits.closed or not waits._free or waits._queue:  # what take tells, inline
-            if not waits.take(spec.name):
-                await waits.queue(spec.name)
-        else:
-            waits._free -= 1
-        response: HTTPResponse | None = None
-        failure: AltcraftError | None = None
-        progress = SendProgress()
-        debug = logger.isEnabledFor(logging.DEBUG)
-        timed = debug or hooks.response  # the elapsed time is shown, or reported
-        try:
-            if hooks.request:
-                await emit(hooks.request, RequestEvent(spec.name, request.url, attempt.number + 1))
-            started = time.monotonic() if timed else 0.0
-            reset = CURRENT_SEND.set(progress)
+        while True:
             try:
-                response = await path.transport.send(request, timeout=timeout)
+                # the client may have been closed while the last try was in flight; a first
+                # call binds the loop (check_usable, skipped when neither can be the case)
+                if path.closed or path._binding.loop is not asyncio.get_running_loop():
+                    path.check_usable()
+                left = attempt.left
+                timeout = self.per_try if left is None else min(self.per_try, max(left, 0.001))
+                paced_at = 0.0
+                if limiter is not None:
+                    paced_at = await limiter.acquire(self.sleep)
+                if waits.closed or not waits._free or waits._queue:  # what take tells, inline
+                    if not waits.take(spec.name):
+                        await waits.queue(spec.name)
+                else:
+                    waits._free -= 1
+                response: HTTPResponse | None = None
+                failure: AltcraftError | None = None
+                progress = SendProgress()
+                debug = logger.isEnabledFor(logging.DEBUG)
+                timed = debug or bool(hooks.response)  # the try is shown, or reported
+                try:
+                    if hooks.request:
+                        event = RequestEvent(spec.name, request.url, attempt.number + 1)
+                        await emit(hooks.request, event)
+                    started = time.monotonic() if timed else 0.0
+                    reset = CURRENT_SEND.set(progress)
+                    try:
+                        response = await path.transport.send(request, timeout=timeout)
+                    except AltcraftError as error:
+                        # a caller's transport may quote anything; raised again below, after
+                        # the response hooks saw it, without the frames under this one (their
+                        # locals may hold the transport's)
+                        failure = _without_secrets(path._scrub, error).with_traceback(None)
+                    finally:
+                        CURRENT_SEND.reset(reset)
+                        # for a deadline that cuts the try short, now or later in it
+                        attempt.sent = progress.sent is not False
+                finally:
+                    if waits._queue:
+                        waits.release()
+                    else:  # nobody waits: what release does, inline
+                        waits._free += 1
+                if timed:
+                    await self._report(attempt, started, response, progress, failure, debug)
+                if failure is not None:
+                    raise failure
+                assert response is not None
+                if limiter is None:  # the usual reply, decoded without _decode's frame
+                    try:
+                        return decode_reply(
+                            spec, response.status, response.headers, response.body, path.format
+                        )
+                    except AltcraftError:
+                        pass  # _decode raises it again, from the reply with secrets blanked
+                try:
+                    result = path._decode(spec, response)
+                except (HTTPStatusError, APIError) as error:
+                    if limiter is not None and http_status_of(error) == 429:
+                        limiter.on_rate_limited(paced_at)
+                    raise
+                if limiter is not None:
+                    limiter.on_success()
+                return result
             except AltcraftError as error:
-                if isinstance(error, TransportError) and path._scrub:
-                    _scrub_message(path._scrub, error)  # a caller's transport may quote anything
-                # raised again below, after the response hooks saw it, without the frames
-                # under this one (their locals may hold the transport's)
-                failure = error.with_traceback(None)
-            finally:
-                CURRENT_SEND.reset(reset)
-                # for a deadline that cuts the try short, now or later in it
-                attempt.sent = progress.sent is not False
-        finally:
-            if waits._queue:
-                waits.release()
-            else:  # nobody waits: what release does, inline
-                waits._free += 1
-        if timed:
-            elapsed = time.monotonic() - started
-            status = progress.status if response is None else response.status
-            if debug:
-                logger.debug(
-                    "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
-                    spec.path,
-                    status,
-                    attempt.number + 1,
-                    elapsed,
-                    self.label,
-                    "" if failure is None else f" error={type(failure).__name__}",
-                )
-            if hooks.response:
-                headers = progress.headers if response is None else response.headers
-                event = ResponseEvent(
-                    spec.name, request.url, attempt.number + 1, elapsed, status, headers, failure
-                )
-                await emit(hooks.response, event)
-        if failure is not None:
-            raise failure
-        assert response is not None
-        if limiter is None:  # the usual reply, decoded without _decode's frame
-            try:
-                return decode_reply(
-                    spec, response.status, response.headers, response.body, path.format
-                )
-            except AltcraftError:
-                pass  # _decode, below, raises it again, from the reply with secrets blanked
-        try:
-            result = path._decode(spec, response)
-        except (HTTPStatusError, APIError) as error:
-            if limiter is not None and http_status_of(error) == 429:
-                limiter.on_rate_limited(paced_at)
-            raise
-        if limiter is not None:
-            limiter.on_success()
-        return result
+                if retry is None:
+                    raise
+                tries = attempt.number + 1
+                delay = retry_pause(retry, tries, error, spec.starts_task, path._random.random)
+                if delay is None:
+                    raise
+                self.on_retry(tries, delay, error)
+            # outside the except block: an error of the sleep does not carry the try's as context
+            await self.sleep(delay)
+            attempt = Try(tries, None)
+
+    async def _report(
+        self,
+        attempt: Try,
+        started: float,
+        response: HTTPResponse | None,
+        progress: SendProgress,
+        failure: AltcraftError | None,
+        debug: bool,
+    ) -> None:
+        """How a try ended: its DEBUG line, and the response hooks' event."""
+        spec, hooks = self.spec, self.path._hooks
+        elapsed = time.monotonic() - started
+        status = progress.status if response is None else response.status
+        if debug:
+            logger.debug(
+                "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
+                spec.path,
+                status,
+                attempt.number + 1,
+                elapsed,
+                self.label,
+                "" if failure is None else f" error={type(failure).__name__}",
+            )
+        if hooks.response:
+            headers = progress.headers if response is None else response.headers
+            event = ResponseEvent(
+                spec.name, self.request.url, attempt.number + 1, elapsed, status, headers, failure
+            )
+            await emit(hooks.response, event)
 
 
 def _task_context(args: Mapping[str, Any] | None) -> str:
@@ -411,6 +447,8 @@ def _task_context(args: Mapping[str, Any] | None) -> str:
     return f" task={shown}"
 
 
-def _scrub_message(scrub: Scrubber, error: AltcraftError) -> None:
-    """Blank the secrets out of an error's message, in place."""
-    error.args = tuple(scrub.text(arg) if isinstance(arg, str) else arg for arg in error.args)
+def _without_secrets(scrub: Scrubber, error: AltcraftError) -> AltcraftError:
+    """``error``, a TransportError's message blanked of the secrets in place."""
+    if isinstance(error, TransportError) and scrub:
+        error.args = tuple(scrub.text(arg) if isinstance(arg, str) else arg for arg in error.args)
+    return error
