@@ -573,7 +573,10 @@ def _inline(
             " else _xml_int(v, int)"
         )
     else:
-        read = "v if type(v) is int and -_INT_LIMIT <= v < _INT_LIMIT else _json_int(v, int)"
+        usual = "type(v) is int and -_INT_LIMIT <= v < _INT_LIMIT"
+        if optional:  # the usual int tested first: an int is neither null nor empty
+            return f"v if {usual} else (None if v is None or v == '' else _json_int(v, int))"
+        read = f"v if {usual} else _json_int(v, int)"
     return f"None if v is None or v == '' else ({read})" if optional else read
 
 

@@ -93,6 +93,9 @@ class HTTPResponse:
         return f"<HTTPResponse {self.status}, {len(self.body)} bytes>"
 
 
+_new = object.__new__
+
+
 @runtime_checkable
 class AsyncTransport(Protocol):
     """What the client needs to send requests (``AltcraftClient(transport=...)``).
@@ -330,7 +333,10 @@ class AiohttpTransport:
                     body = await response.read()
                 else:
                     body = await self._read_body(response, endpoint)
-                return HTTPResponse(status, reply_headers, body)
+                # HTTPResponse(status, reply_headers, body) without the call of its __init__
+                reply = _new(HTTPResponse)
+                reply.status, reply.headers, reply.body = status, reply_headers, body
+                return reply
         except DecodeError as error:  # the reply is over max_response_size
             failure: AltcraftError = error.with_traceback(None)
         except Exception as exc:
