@@ -50,6 +50,7 @@ from ._transport import (
 __all__ = ["SendPath", "Waits"]
 
 logger = logging.getLogger("altcraft_async")
+_new = object.__new__
 
 
 class Waits:
@@ -217,8 +218,8 @@ class SendPath:
     ) -> Coroutine[Any, Any, Any]:
         """Build the request of one call (InvalidRequestError for bad arguments, nothing
         sent) and return the awaitable that sends it, retrying as ``retry`` allows, and
-        decodes the reply: :func:`retry_target`'s coroutine (a plain function, one coroutine
-        layer less on every call). ``timeout``: seconds per try.
+        decodes the reply (a plain function returning that coroutine: one coroutine layer
+        less on every call). ``timeout``: seconds per try.
 
         Each call gets a short random id, shown with the task id of ``args`` (a status
         poll's) in the DEBUG line of every try and retry of it: the lines of one call can be
@@ -226,12 +227,14 @@ class SendPath:
         headers = self._headers_by_auth.get(auth)
         if headers is None:  # once per token: every request with it shares the merged dict
             headers = self._headers_by_auth[auth] = {**self.headers, **auth.headers}
-        request = HTTPRequest(
-            self.base_url + spec.url_path,
-            headers=headers,
-            body=spec.encode_body(args, auth),  # the sans-I/O layer's encode_request
-            endpoint=spec.name,
-        )
+        # HTTPRequest(url, headers=, body=, endpoint=) without the call of its __init__
+        request = _new(HTTPRequest)
+        request.method = "POST"
+        request.url = self.base_url + spec.url_path
+        request.headers = headers
+        request.endpoint = spec.name
+        request.body = b""  # whole before the body comes: a traceback shows this frame's locals
+        request.body = spec.encode_body(args, auth)  # the sans-I/O layer's encode_request
         call = _Call(self, spec, request, timeout, args)
         if retry.deadline is None:  # the usual call: its tries retry themselves
             return call.tries(Try(0, None), retry)
