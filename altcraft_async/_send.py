@@ -237,7 +237,7 @@ class SendPath:
         request.body = spec.encode_body(args, auth)  # the sans-I/O layer's encode_request
         call = _Call(self, spec, request, timeout, args)
         if retry.deadline is None:  # the usual call: its tries retry themselves
-            return call.tries(Try(0, None), retry)
+            return call.tries(retry)
         return retry_target(
             call.attempt,
             retry,
@@ -324,22 +324,22 @@ class _Call:
     def attempt(self, attempt: Try) -> Coroutine[Any, Any, Any]:
         """One try, as :func:`retry_target` runs it (a call with a deadline): :meth:`tries`
         ending at its first failure."""
-        return self.tries(attempt, None)
+        return self.tries(None, attempt)
 
-    async def tries(self, attempt: Try, retry: RetryPolicy | None) -> Any:
+    async def tries(self, retry: RetryPolicy | None, attempt: Try | None = None) -> Any:
         """Tries until one succeeds, each a rate-limit slot, a connection, the hooks, the
         exchange, the decoding. Given ``retry`` (a call without a deadline), it retries
         itself, as :func:`retry_target` would (:func:`retry_pause`): the call is one
-        coroutine layer less. Without, it ends at the first failure, for retry_target."""
+        coroutine layer less. Without, it is the one ``attempt`` of retry_target's."""
         path, spec, request = self.path, self.spec, self.request
         waits, hooks, limiter = path._waits, path._hooks, path.rate_limiter
+        number, left = (0, None) if attempt is None else (attempt.number, attempt.left)
         while True:
             try:
                 # the client may have been closed while the last try was in flight; a first
                 # call binds the loop (check_usable, skipped when neither can be the case)
                 if path.closed or path._binding.loop is not asyncio.get_running_loop():
                     path.check_usable()
-                left = attempt.left
                 timeout = self.per_try if left is None else min(self.per_try, max(left, 0.001))
                 paced_at = 0.0
                 if limiter is not None:
@@ -356,7 +356,7 @@ class _Call:
                 timed = debug or bool(hooks.response)  # the try is shown, or reported
                 try:
                     if hooks.request:
-                        event = RequestEvent(spec.name, request.url, attempt.number + 1)
+                        event = RequestEvent(spec.name, request.url, number + 1)
                         await emit(hooks.request, event)
                     started = time.monotonic() if timed else 0.0
                     reset = CURRENT_SEND.set(progress)
@@ -369,15 +369,15 @@ class _Call:
                         failure = _without_secrets(path._scrub, error).with_traceback(None)
                     finally:
                         CURRENT_SEND.reset(reset)
-                        # for a deadline that cuts the try short, now or later in it
-                        attempt.sent = progress.sent is not False
+                        if attempt is not None:  # for a deadline that cuts the try short
+                            attempt.sent = progress.sent is not False
                 finally:
                     if waits._queue:
                         waits.release()
                     else:  # nobody waits: what release does, inline
                         waits._free += 1
                 if timed:
-                    await self._report(attempt, started, response, progress, failure, debug)
+                    await self._report(number, started, response, progress, failure, debug)
                 if failure is not None:
                     raise failure
                 assert response is not None
@@ -400,18 +400,17 @@ class _Call:
             except AltcraftError as error:
                 if retry is None:
                     raise
-                tries = attempt.number + 1
-                delay = retry_pause(retry, tries, error, spec.starts_task, path._random.random)
+                number += 1
+                delay = retry_pause(retry, number, error, spec.starts_task, path._random.random)
                 if delay is None:
                     raise
-                self.on_retry(tries, delay, error)
+                self.on_retry(number, delay, error)
             # outside the except block: an error of the sleep does not carry the try's as context
             await self.sleep(delay)
-            attempt = Try(tries, None)
 
     async def _report(
         self,
-        attempt: Try,
+        number: int,
         started: float,
         response: HTTPResponse | None,
         progress: SendProgress,
@@ -427,7 +426,7 @@ class _Call:
                 "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
                 spec.path,
                 status,
-                attempt.number + 1,
+                number + 1,
                 elapsed,
                 self.label,
                 "" if failure is None else f" error={type(failure).__name__}",
@@ -435,7 +434,7 @@ class _Call:
         if hooks.response:
             headers = progress.headers if response is None else response.headers
             event = ResponseEvent(
-                spec.name, self.request.url, attempt.number + 1, elapsed, status, headers, failure
+                spec.name, self.request.url, number + 1, elapsed, status, headers, failure
             )
             await emit(hooks.response, event)
 
