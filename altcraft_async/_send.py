@@ -235,7 +235,15 @@ class SendPath:
         request.endpoint = spec.name
         request.body = b""  # whole before the body comes: a traceback shows this frame's locals
         request.body = spec.encode_body(args, auth)  # the sans-I/O layer's encode_request
-        call = _Call(self, spec, request, timeout, args)
+        call = _new(_Call)  # its fields, without the call of an __init__
+        call.path, call.spec, call.request, call.per_try, call.args = (
+            self,
+            spec,
+            request,
+            timeout,
+            args,
+        )
+        call._label = None
         if retry.deadline is None:  # the usual call: its tries retry themselves
             return call.tries(retry)
         return retry_target(
@@ -278,26 +286,20 @@ class SendPath:
 
 
 class _Call:
-    """One call under way: what :func:`retry_target` runs each try of, pauses with and logs
-    retries by. Its DEBUG label (a random id and the task id of a status poll) is made when
-    a line first shows it, the same for every try of the call."""
+    """One call under way, as :meth:`SendPath.call` makes it: the send path, the endpoint,
+    the request, the seconds per try and the call's arguments. What :func:`retry_target`
+    runs each try of, pauses with and logs retries by (or :meth:`tries` alone, which retries
+    itself). Its DEBUG label (a random id and the task id of a status poll) is made when a
+    line first shows it, the same for every try of the call."""
 
     __slots__ = ("_label", "args", "path", "per_try", "request", "spec")
 
-    def __init__(
-        self,
-        path: SendPath,
-        spec: EndpointSpec,
-        request: HTTPRequest,
-        per_try: float,
-        args: Mapping[str, Any] | None,
-    ) -> None:
-        self.path = path
-        self.spec = spec
-        self.request = request
-        self.per_try = per_try
-        self.args = args
-        self._label: str | None = None
+    path: SendPath
+    spec: EndpointSpec
+    request: HTTPRequest
+    per_try: float
+    args: Mapping[str, Any] | None
+    _label: str | None
 
     @property
     def label(self) -> str:
@@ -353,7 +355,7 @@ class _Call:
                 failure: AltcraftError | None = None
                 progress = SendProgress()
                 debug = logger.isEnabledFor(logging.DEBUG)
-                timed = debug or bool(hooks.response)  # the try is shown, or reported
+                timed = debug or hooks.response  # the try is shown, or reported
                 try:
                     if hooks.request:
                         event = RequestEvent(spec.name, request.url, number + 1)
