@@ -202,8 +202,6 @@ class AltcraftClient:
             transport,
             base_url=self.base_url,
             fmt=format,
-            timeout=self._timeout,
-            retry=self._retry,
             max_connections=max_connections,
             rate_limiter=rate_limiter,
             hooks=hooks,
@@ -450,8 +448,7 @@ class AltcraftClient:
         auth = self._admin_auth if spec.admin else self._auth
         if auth is None:
             raise InvalidRequestError(f"{spec.name} needs admin_token=... on the client")
-        request = send.build(spec, args, auth)
-        return send.drive(spec, request, timeout=timeout, retry=retry, args=args)
+        return send.call(spec, args, auth, timeout, retry)
 
     async def _fetch_status(
         self,

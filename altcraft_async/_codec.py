@@ -53,9 +53,9 @@ __all__ = [
     "escape_xml",
     "excerpt",
     "from_builtins",
-    "json_object_or_none",
     "parse",
     "structure",
+    "structure_hook",
     "to_builtins",
     "unstructure",
     "without_bom",
@@ -182,16 +182,6 @@ def parse(body: bytes, fmt: Format, *, endpoint: str = "") -> dict[str, Any]:
             transient=False,
         )
     return document
-
-
-def json_object_or_none(body: bytes) -> dict[str, Any] | None:
-    """A JSON body parsed as is if it is an object, else None (no error raised: for a fast
-    path whose caller falls back to :func:`parse`, which says what is wrong)."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return document if type(document) is dict else None
 
 
 def _parse_xml(body: bytes, endpoint: str) -> dict[str, Any] | None:
@@ -583,7 +573,10 @@ def _inline(
             " else _xml_int(v, int)"
         )
     else:
-        read = "v if type(v) is int and -_INT_LIMIT <= v < _INT_LIMIT else _json_int(v, int)"
+        usual = "type(v) is int and -_INT_LIMIT <= v < _INT_LIMIT"
+        if optional:  # the usual int tested first: an int is neither null nor empty
+            return f"v if {usual} else (None if v is None or v == '' else _json_int(v, int))"
+        read = f"v if {usual} else _json_int(v, int)"
     return f"None if v is None or v == '' else ({read})" if optional else read
 
 
@@ -596,7 +589,6 @@ def _generated_decoder(
     namespace: dict[str, Any] = {
         "cls": cls,
         "_new": object.__new__,
-        "_MISSING": _MISSING,
         "_is_empty": _is_empty,
         "_fail": _fail,
         "_str": _str,
@@ -628,10 +620,10 @@ def _generated_decoder(
         # the slot's own setter: cheaper than object.__setattr__ (what a frozen __init__ uses)
         namespace[f"set{number}"] = vars(cls)[name].__set__
         expression = expression or f"hook{number}(v, type{number})"
-        lines.append(f"    v = value.get({name!r}, _MISSING)")
+        # ``in`` and a subscript rather than dict.get: no call for a field the reply omits
         if item.default is attrs.NOTHING:
-            lines += ["    if v is _MISSING:", f"        raise KeyError({name!r})"]
-            lines.append(f"    set{number}(self, {expression})")
+            lines += [f"    if {name!r} not in value:", f"        raise KeyError({name!r})"]
+            lines += [f"    v = value[{name!r}]", f"    set{number}(self, {expression})"]
             continue
         default = item.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
@@ -640,14 +632,17 @@ def _generated_decoder(
         else:
             namespace[f"default{number}"] = default
             missing = f"default{number}"
-        lines.append(f"    set{number}(self, {missing} if v is _MISSING else {expression})")
+        lines += [
+            f"    if {name!r} in value:",
+            f"        v = value[{name!r}]",
+            f"        set{number}(self, {expression})",
+            "    else:",
+            f"        set{number}(self, {missing})",
+        ]
     lines.append("    return self")
     exec("\n".join(lines), namespace)  # our own code, made from the model's fields
     decoder: Callable[[Any, Any], Any] = namespace["decode"]
     return decoder
-
-
-_MISSING = object()
 
 
 def _is_task_status(cls: Any) -> bool:
@@ -664,7 +659,13 @@ def _task_status_hook(
     :class:`TaskFailedError`."""
     status_hook = converter.get_structure_hook(str)
     progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
-    new_status = _status_maker()
+    setters = _status_setters()
+    set_status, set_progress, set_result, set_failure = setters or (_no_setter,) * 4
+    _new = object.__new__
+    #: Each status text seen and what it normalises to (bounded: a platform inventing a
+    #: status per reply cannot grow it), when ``status_hook`` is the plain text one
+    normals: dict[str, str] = {}
+    normals_limit = _NORMALS_LIMIT if status_hook is _str else 0
 
     def factory(cls: Any) -> Callable[[Any, Any], TaskStatus[Any]]:
         args = get_args(cls)
@@ -675,44 +676,63 @@ def _task_status_hook(
         def hook(value: Any, _: Any) -> TaskStatus[Any]:
             if not isinstance(value, dict):
                 raise _fail(value, "an object for TaskStatus")
-            status = normalize_status(status_hook(value.get("status"), str))
+            sent = value.get("status")
+            # a status seen before skips its hook and normalising (a poll sees the same few)
+            status = normals.get(sent) if type(sent) is str else None
+            if status is None:
+                status = normalize_status(status_hook(sent, str))
+                if type(sent) is str and len(normals) < normals_limit:
+                    normals[sent] = status
             if not status:
                 raise ValueError("the reply has no task status")
-            progress = progress_hook(value.get("progress"), float | None)
+            # a JSON number (the usual progress) is read inline, as its hook would
+            sent = value.get("progress")
+            if type(sent) is float:
+                progress: float | None = sent
+            elif type(sent) is int:
+                progress = float(sent)
+            else:
+                progress = progress_hook(sent, float | None)
+            failure_result = None
             if status in SUCCESS_STATUSES:
-                return new_status(status, progress, result_hook(value.get("result"), result_type))
-            if status in FAILURE_STATUSES:
-                return new_status(status, progress, empty, value.get("result"))
-            return new_status(status, progress, empty)
+                result = result_hook(value.get("result"), result_type)
+            else:
+                result = empty
+                if status in FAILURE_STATUSES:
+                    failure_result = value.get("result")
+            if setters is None:
+                return TaskStatus(status, progress, result, failure_result)
+            made: TaskStatus[Any] = _new(TaskStatus)
+            set_status(made, status)
+            set_progress(made, progress)
+            set_result(made, result)
+            set_failure(made, failure_result)
+            return made
 
         return hook
 
     return factory
 
 
-def _status_maker() -> Callable[..., TaskStatus[Any]]:
-    """``TaskStatus(status, progress, result, failure_result)`` without its frozen __init__
-    (as the generated decoders make models), while its fields are exactly these four slots."""
+#: Most status texts a status hook remembers with their normal form.
+_NORMALS_LIMIT = 256
+
+
+def _no_setter(instance: Any, value: Any) -> None:
+    """What stands for TaskStatus's setters when its __init__ makes it (never called)."""
+    raise AssertionError("TaskStatus is made by its __init__")
+
+
+def _status_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
+    """The setters of ``TaskStatus``'s four slots (``status``, ``progress``, ``result``,
+    ``failure_result``), to make one without its frozen __init__ as the generated decoders
+    make models; None when its fields are not exactly these (then __init__ makes it)."""
     names = ("status", "progress", "result", "failure_result")
     if tuple(item.name for item in attrs.fields(TaskStatus)) != names or not _plain_fields(
         TaskStatus
     ):
-        return TaskStatus
-    set_status, set_progress, set_result, set_failure = (
-        vars(TaskStatus)[name].__set__ for name in names
-    )
-
-    def new_status(
-        status: str, progress: float | None, result: Any, failure_result: Any = None
-    ) -> TaskStatus[Any]:
-        made: TaskStatus[Any] = object.__new__(TaskStatus)
-        set_status(made, status)
-        set_progress(made, progress)
-        set_result(made, result)
-        set_failure(made, failure_result)
-        return made
-
-    return new_status
+        return None
+    return tuple(vars(TaskStatus)[name].__set__ for name in names)
 
 
 def _empty_result(result_type: Any) -> Any:
@@ -781,6 +801,15 @@ def _converter(fmt: Format) -> cattrs.Converter:
     return converter
 
 
+def structure_hook(cls: Any, fmt: Format) -> Callable[[Any, Any], Any]:
+    """The hook :func:`structure` types ``cls`` with (``hook(data, cls)``), for a caller that
+    keeps it: it raises whatever the hook raises, where :func:`structure` raises DecodeError."""
+    hook = _HOOKS.get((fmt, cls))
+    if hook is None:
+        hook = _HOOKS[fmt, cls] = _converter(fmt).get_structure_hook(cls)
+    return hook
+
+
 def structure(
     data: Any,
     cls: type[T] | Any,
@@ -796,10 +825,7 @@ def structure(
     the whole ``body`` and the excerpt is only cut from it when there is an error.
     """
     try:
-        hook = _HOOKS.get((fmt, cls))
-        if hook is None:
-            hook = _HOOKS[fmt, cls] = _converter(fmt).get_structure_hook(cls)
-        result: T = hook(data, cls)
+        result: T = structure_hook(cls, fmt)(data, cls)
     except DecodeError:
         raise
     except Exception as exc:  # cattrs raises KeyError/TypeError/ValueError/ClassValidationError

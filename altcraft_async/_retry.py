@@ -34,7 +34,15 @@ from ._errors import (
 from ._poll import Backoff
 from .models._checks import number_in_range
 
-__all__ = ["OnRetry", "RetryPolicy", "Try", "http_status_of", "parse_retry_after", "retry_target"]
+__all__ = [
+    "OnRetry",
+    "RetryPolicy",
+    "Try",
+    "http_status_of",
+    "parse_retry_after",
+    "retry_pause",
+    "retry_target",
+]
 
 T = TypeVar("T")
 
@@ -190,7 +198,7 @@ async def retry_target(
             return await _by_deadline(attempt(current), current, endpoint)
         except AltcraftError as error:
             number += 1
-            delay = _pause(policy, number, error, starts_task, rand, now)
+            delay = retry_pause(policy, number, error, starts_task, rand, now)
             if delay is None:
                 raise
             if deadline is not None and delay >= deadline - (clock() - started):
@@ -201,15 +209,17 @@ async def retry_target(
         await sleep(delay)
 
 
-def _pause(
+def retry_pause(
     policy: RetryPolicy,
     tries: int,
     error: AltcraftError,
     starts_task: bool,
     rand: Callable[[], float],
-    now: Callable[[], datetime],
+    now: Callable[[], datetime] = _utc_now,
 ) -> float | None:
-    """The pause before another try after ``tries`` failed ones, or None: give up."""
+    """The pause before another try after ``tries`` failed ones, the last with ``error``,
+    or None: give up (what :func:`retry_target` decides; a driver of its own, the send
+    path's, asks it too)."""
     if tries >= policy.attempts or not policy.should_retry(error, starts_task=starts_task):
         return None
     return policy.delay(tries - 1, error, rand(), now())

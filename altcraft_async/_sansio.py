@@ -9,9 +9,11 @@ validates arguments and raises :class:`InvalidRequestError` before anything is s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 from attrs import Factory, field, frozen
 
 from ._codec import (
@@ -19,15 +21,15 @@ from ._codec import (
     Format,
     encode,
     excerpt,
-    json_object_or_none,
     parse,
     structure,
+    structure_hook,
     without_bom,
 )
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
 from ._secret import HiddenStr, Secret
 from .models import Feedback, Match
-from .models._checks import non_empty_text, positive_id
+from .models._checks import MAX_ID, non_empty_text, positive_id
 
 __all__ = [
     "API_PREFIX",
@@ -60,6 +62,11 @@ class Param:
     required: bool = True
 
 
+#: A spec's arguments checked and encoded as a request body with an Auth's token, in its
+#: format; raises InvalidRequestError.
+BodyOf = Callable[[Mapping[str, Any], "Auth"], bytes]
+
+
 @frozen
 class EndpointSpec:
     """Everything needed to call one endpoint, as data."""
@@ -75,6 +82,18 @@ class EndpointSpec:
         init=False, default=Factory(lambda self: frozenset(p.name for p in self.params), True)
     )
     url_path: str = field(init=False, default=Factory(lambda self: API_PREFIX + self.path, True))
+    #: The structure hook of ``response`` by format, kept at its first reply (a cache)
+    decoders: dict[str, Callable[[Any, Any], Any]] = field(
+        init=False, eq=False, repr=False, factory=dict
+    )
+    #: Derived once from ``params``: the function that checks a call's arguments and
+    #: encodes its body (see :func:`_encoder_of`).
+    encode_body: BodyOf = field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=Factory(lambda self: _encoder_of(self), True),
+    )
 
 
 @frozen
@@ -97,6 +116,16 @@ def _positive_int(name: str, wire: str, value: Any) -> Mapping[str, Any]:
 
 def _text(name: str, wire: str, value: Any) -> Mapping[str, Any]:
     return {wire: non_empty_text(name, value)}
+
+
+#: The expressions reading ``v`` as the validators above do (the usual value inline, the
+#: validator itself for anything else): for the generated wire fields.
+_INLINE: dict[Any, str] = {
+    _positive_int: "v if type(v) is int and 0 < v <= MAX_ID else positive_id({name}, v)",
+    # ASCII text always encodes; blank text (or other kinds) goes to the check that says why
+    _text: "v if type(v) is str and v.isascii() and v and not v.isspace()"
+    " else non_empty_text({name}, v)",
+}
 
 
 def _match(name: str, wire: str, value: Any) -> Mapping[str, Any]:
@@ -149,11 +178,20 @@ class Auth:
     :class:`Secret` (the encoder reveals it) or in an ``Authorization: Bearer`` header held as
     a :class:`HiddenStr`. No repr of it, of the request document or of the headers shows it."""
 
-    __slots__ = ("body_token", "headers")
+    __slots__ = ("body_token", "format", "headers", "json_head")
 
     def __init__(self, token: Secret, fmt: Format, *, bearer: bool = False) -> None:
+        self.format: Format = fmt
         #: The token of the body, None when it goes in the header.
         self.body_token: Secret | None = None if bearer else token
+        #: A JSON body's start, up to the first argument (the token's field, encoded once);
+        #: None for XML, or a token JSON cannot encode (the encoder then says so per call).
+        self.json_head: bytes | None = None
+        if fmt == "json":
+            with contextlib.suppress(TypeError):  # orjson's JSONEncodeError
+                self.json_head = (
+                    b"{" if bearer else b'{"token":' + orjson.dumps(token.reveal()) + b","
+                )
         self.headers: Mapping[str, str] = (
             {**_HEADERS[fmt], "Authorization": HiddenStr("Bearer " + token.reveal())}
             if bearer
@@ -179,21 +217,123 @@ def build_request(
     documented, or in an ``Authorization: Bearer`` header when ``bearer`` is set.
     """
     auth = token if type(token) is Auth else _auth_of(spec, token, fmt, bearer)
-    if not spec.names.issuperset(args):
-        unknown = [name for name in args if name not in spec.names]
-        raise InvalidRequestError(f"{spec.name}: unknown argument(s) {', '.join(unknown)}")
+    return PreparedRequest(spec.name, spec.url_path, auth.headers, encode_request(spec, args, auth))
+
+
+def encode_request(spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> bytes:
+    """The body of a call of ``spec`` with ``args`` in ``auth``'s format (arguments checked
+    first: InvalidRequestError, nothing encoded): :attr:`EndpointSpec.encode_body`."""
+    return spec.encode_body(args, auth)
+
+
+def _body(document: dict[str, Any], auth: Auth) -> bytes:
+    """The body of a request whose arguments' wire fields are ``document``.
+
+    A JSON body is the token's field, encoded once per :class:`Auth`, then the arguments'
+    fields, then the format: the bytes :func:`encode` writes for the whole document, without
+    revealing the token on every call. No local here holds the token or the body. (The
+    generated encoders do the same inline: :data:`_JSON_BODY`.)"""
+    if auth.json_head is not None:
+        try:
+            middle: bytes | None = orjson.dumps(document)
+        except TypeError:  # orjson's JSONEncodeError: encode below says what is wrong
+            middle = None
+        if middle is not None:
+            if len(middle) == 2:  # b"{}"
+                return auth.json_head + _JSON_TAIL[1:]
+            return auth.json_head + middle[1:-1] + _JSON_TAIL
+    return _encoded(document, auth)
+
+
+def _encoded(fields: dict[str, Any], auth: Auth) -> bytes:
+    """The whole document encoded by :func:`encode` (XML, or JSON it refuses to write)."""
     # the document holds the token as a Secret: its repr, and this frame's, never show it
     token_field = auth.body_token
     document: dict[str, Any] = {} if token_field is None else {"token": token_field}
+    document.update(fields)
+    document["format"] = auth.format
+    return encode(document, auth.format)
+
+
+#: What ends every JSON body: its format (after the comma that follows the last field).
+_JSON_TAIL = b',"format":"json"}'
+#: :func:`_body`'s code, the end of every generated encoder (a call less per request).
+_JSON_BODY = """\
+    if auth.json_head is not None:
+        try:
+            middle = dumps(document)
+        except TypeError:
+            middle = None
+        if middle is not None:
+            if len(middle) == 2:
+                return auth.json_head + TAIL[1:]
+            return auth.json_head + middle[1:-1] + TAIL
+    return _encoded(document, auth)"""
+
+
+def _encoder_by_loop(spec: EndpointSpec) -> BodyOf:
+    """The body encoder of any spec, a parameter at a time (what :func:`_encoder_of`
+    generates without a loop)."""
+    params, names, endpoint = spec.params, spec.names, spec.name
+
+    def encode_body(args: Mapping[str, Any], auth: Auth) -> bytes:
+        if not names.issuperset(args):
+            _unknown(endpoint, names, args)
+        document: dict[str, Any] = {}
+        for param in params:
+            value = args.get(param.name)
+            if value is None:
+                if param.required:
+                    raise InvalidRequestError(f"{endpoint}: {param.name} is required")
+                continue
+            document.update(param.to_wire(param.name, param.wire, value))
+        return _body(document, auth)
+
+    return encode_body
+
+
+def _unknown(endpoint: str, names: frozenset[str], args: Mapping[str, Any]) -> None:
+    unknown = [name for name in args if name not in names]
+    raise InvalidRequestError(f"{endpoint}: unknown argument(s) {', '.join(unknown)}")
+
+
+def _encoder_of(spec: EndpointSpec) -> BodyOf:
+    """A spec's :attr:`EndpointSpec.encode_body`: generated code for the specs whose
+    parameters are all ids and texts (the hot calls), the loop for the others."""
+    if not all(param.to_wire in _INLINE for param in spec.params):
+        return _encoder_by_loop(spec)
+    namespace: dict[str, Any] = {
+        "names": spec.names,
+        "_unknown": _unknown,
+        "InvalidRequestError": InvalidRequestError,
+        "positive_id": positive_id,
+        "non_empty_text": non_empty_text,
+        "MAX_ID": MAX_ID,
+        "dumps": orjson.dumps,
+        "TAIL": _JSON_TAIL,
+        "_encoded": _encoded,
+    }
+    endpoint = spec.name
+    lines = [
+        "def encode_body(args, auth):",
+        "    if not names.issuperset(args):",
+        f"        _unknown({endpoint!r}, names, args)",
+        "    document = {}",
+    ]
     for param in spec.params:
-        value = args.get(param.name)
-        if value is None:
-            if param.required:
-                raise InvalidRequestError(f"{spec.name}: {param.name} is required")
-            continue
-        document.update(param.to_wire(param.name, param.wire, value))
-    document["format"] = fmt
-    return PreparedRequest(spec.name, spec.url_path, auth.headers, encode(document, fmt))
+        name, wire = param.name, param.wire
+        read = _INLINE[param.to_wire].format(name=repr(name))
+        lines.append(f"    v = args.get({name!r})")
+        if param.required:
+            message = f"{endpoint}: {name} is required"
+            lines += ["    if v is None:", f"        raise InvalidRequestError({message!r})"]
+            lines.append(f"    document[{wire!r}] = {read}")
+        else:
+            lines += ["    if v is not None:", f"        document[{wire!r}] = {read}"]
+    lines.append(_JSON_BODY)
+    exec("\n".join(lines), namespace)  # our own code, made from the spec's parameters
+    generated: BodyOf = namespace["encode_body"]
+    return generated
 
 
 def _auth_of(spec: EndpointSpec, token: Any, fmt: Format, bearer: bool) -> Auth:
@@ -229,9 +369,20 @@ def decode_reply(
     """
     ok_status = 200 <= status < 300
     if ok_status and fmt == "json":  # the usual reply: a JSON object with error 0
-        envelope = json_object_or_none(body)
-        if envelope is not None and type(code := envelope.get("error")) is int and code == 0:
+        try:
+            envelope = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            envelope = None
+        if type(envelope) is dict and type(code := envelope.get("error")) is int and code == 0:
             data = envelope.get("data")
+            hook = spec.decoders.get(fmt)
+            if hook is None:
+                hook = spec.decoders[fmt] = structure_hook(spec.response, fmt)
+            try:
+                return hook(data, spec.response)
+            except Exception:  # structure, below, says what is wrong
+                pass
+            # outside the except block: the hook's error is not kept as context
             return structure(data, spec.response, fmt, endpoint=spec.name, body=body)
         # anything else, exactly as before (a BOM, an error, another format, no envelope)
     try:

@@ -1,8 +1,8 @@
 """The send path of one client: from an endpoint call to its decoded reply, a step per concern.
 
-:meth:`SendPath.build` turns a call into an :class:`HTTPRequest` (the sans-I/O layer's
-``build_request``); :meth:`SendPath.drive` sends it under the retry policy
-(:func:`retry_target`), each try being::
+:meth:`SendPath.call` turns a call into an :class:`HTTPRequest` (the sans-I/O layer's
+``encode_request``) and sends it under the retry policy (:func:`retry_target`), each try
+being::
 
     rate-limit slot -> connection slot -> request hooks -> transport.send -> response hooks
     -> decode (secrets blanked from errors) -> limiter feedback (429, success)
@@ -33,8 +33,8 @@ from ._errors import (
 )
 from ._events import EventHooks, RequestEvent, ResponseEvent, emit
 from ._ratelimit import RateLimiterProtocol
-from ._retry import RetryPolicy, Try, http_status_of, retry_target
-from ._sansio import Auth, EndpointSpec, build_request, decode_reply
+from ._retry import RetryPolicy, Try, http_status_of, retry_pause, retry_target
+from ._sansio import Auth, EndpointSpec, decode_reply
 from ._scrub import Scrubber
 from ._secret import Secret
 from ._transport import (
@@ -50,6 +50,7 @@ from ._transport import (
 __all__ = ["SendPath", "Waits"]
 
 logger = logging.getLogger("altcraft_async")
+_new = object.__new__
 
 
 class Waits:
@@ -149,8 +150,6 @@ class SendPath:
         *,
         base_url: str,
         fmt: Format,
-        timeout: float,
-        retry: RetryPolicy,
         max_connections: int,
         rate_limiter: RateLimiterProtocol | None = None,
         hooks: EventHooks | None = None,
@@ -164,8 +163,6 @@ class SendPath:
         self._headers_by_auth: dict[Auth, Mapping[str, str]] = {}
         self.base_url = base_url.rstrip("/")
         self.format: Format = fmt
-        self.timeout = timeout
-        self.retry = retry
         self.rate_limiter = rate_limiter
         self.closed = False
         self._hooks = hooks or EventHooks()
@@ -211,37 +208,47 @@ class SendPath:
 
     # -- the path ------------------------------------------------------------------------
 
-    def build(self, spec: EndpointSpec, args: Mapping[str, Any], auth: Auth) -> HTTPRequest:
-        """The request of one call (InvalidRequestError for bad arguments, nothing sent)."""
-        prepared = build_request(spec, args, token=auth, fmt=self.format)
-        headers = self._headers_by_auth.get(auth)
-        if headers is None:  # once per token: every request with it shares the merged dict
-            headers = self._headers_by_auth[auth] = {**self.headers, **prepared.headers}
-        return HTTPRequest(
-            self.base_url + prepared.path, headers=headers, body=prepared.body, endpoint=spec.name
-        )
-
-    def drive(
+    def call(
         self,
         spec: EndpointSpec,
-        request: HTTPRequest,
-        *,
-        timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-        args: Mapping[str, Any] | None = None,
+        args: Mapping[str, Any],
+        auth: Auth,
+        timeout: float,
+        retry: RetryPolicy,
     ) -> Coroutine[Any, Any, Any]:
-        """Send ``request`` (retrying as the policy allows) and decode the reply: the
-        awaitable of the call (a plain function returning :func:`retry_target`'s coroutine,
-        one coroutine layer less on every call).
+        """Build the request of one call (InvalidRequestError for bad arguments, nothing
+        sent) and return the awaitable that sends it, retrying as ``retry`` allows, and
+        decodes the reply (a plain function returning that coroutine: one coroutine layer
+        less on every call). ``timeout``: seconds per try.
 
         Each call gets a short random id, shown with the task id of ``args`` (a status
         poll's) in the DEBUG line of every try and retry of it: the lines of one call can be
         told apart from those of the calls running beside it."""
-        per_try = timeout if timeout is not None else self.timeout
-        call = _Call(self, spec, request, per_try, args)
+        headers = self._headers_by_auth.get(auth)
+        if headers is None:  # once per token: every request with it shares the merged dict
+            headers = self._headers_by_auth[auth] = {**self.headers, **auth.headers}
+        # HTTPRequest(url, headers=, body=, endpoint=) without the call of its __init__
+        request = _new(HTTPRequest)
+        request.method = "POST"
+        request.url = self.base_url + spec.url_path
+        request.headers = headers
+        request.endpoint = spec.name
+        request.body = b""  # whole before the body comes: a traceback shows this frame's locals
+        request.body = spec.encode_body(args, auth)  # the sans-I/O layer's encode_request
+        call = _new(_Call)  # its fields, without the call of an __init__
+        call.path, call.spec, call.request, call.per_try, call.args = (
+            self,
+            spec,
+            request,
+            timeout,
+            args,
+        )
+        call._label = None
+        if retry.deadline is None:  # the usual call: its tries retry themselves
+            return call.tries(retry)
         return retry_target(
             call.attempt,
-            retry or self.retry,
+            retry,
             starts_task=spec.starts_task,
             sleep=call.sleep,
             endpoint=spec.name,
@@ -279,26 +286,20 @@ class SendPath:
 
 
 class _Call:
-    """One call under way: what :func:`retry_target` runs each try of, pauses with and logs
-    retries by. Its DEBUG label (a random id and the task id of a status poll) is made when
-    a line first shows it, the same for every try of the call."""
+    """One call under way, as :meth:`SendPath.call` makes it: the send path, the endpoint,
+    the request, the seconds per try and the call's arguments. What :func:`retry_target`
+    runs each try of, pauses with and logs retries by (or :meth:`tries` alone, which retries
+    itself). Its DEBUG label (a random id and the task id of a status poll) is made when a
+    line first shows it, the same for every try of the call."""
 
     __slots__ = ("_label", "args", "path", "per_try", "request", "spec")
 
-    def __init__(
-        self,
-        path: SendPath,
-        spec: EndpointSpec,
-        request: HTTPRequest,
-        per_try: float,
-        args: Mapping[str, Any] | None,
-    ) -> None:
-        self.path = path
-        self.spec = spec
-        self.request = request
-        self.per_try = per_try
-        self.args = args
-        self._label: str | None = None
+    path: SendPath
+    spec: EndpointSpec
+    request: HTTPRequest
+    per_try: float
+    args: Mapping[str, Any] | None
+    _label: str | None
 
     @property
     def label(self) -> str:
@@ -322,48 +323,112 @@ class _Call:
                 self.label,
             )
 
-    async def attempt(self, attempt: Try) -> Any:
-        """One try: a rate-limit slot, a connection, the hooks, the exchange, the decoding."""
+    def attempt(self, attempt: Try) -> Coroutine[Any, Any, Any]:
+        """One try, as :func:`retry_target` runs it (a call with a deadline): :meth:`tries`
+        ending at its first failure."""
+        return self.tries(None, attempt)
+
+    async def tries(self, retry: RetryPolicy | None, attempt: Try | None = None) -> Any:
+        """Tries until one succeeds, each a rate-limit slot, a connection, the hooks, the
+        exchange, the decoding. Given ``retry`` (a call without a deadline), it retries
+        itself, as :func:`retry_target` would (:func:`retry_pause`): the call is one
+        coroutine layer less. Without, it is the one ``attempt`` of retry_target's."""
         path, spec, request = self.path, self.spec, self.request
-        path.check_usable()  # the client may have been closed while the last try was in flight
-        per_try = self.per_try
-        timeout = per_try if attempt.left is None else min(per_try, max(attempt.left, 0.001))
         waits, hooks, limiter = path._waits, path._hooks, path.rate_limiter
-        paced_at = 0.0
-        if limiter is not None:
-            paced_at = await limiter.acquire(self.sleep)
-        if not waits.take(spec.name):
-            await waits.queue(spec.name)
-        response: HTTPResponse | None = None
-        failure: AltcraftError | None = None
-        progress = SendProgress()
-        try:
-            if hooks.request:
-                await emit(hooks.request, RequestEvent(spec.name, request.url, attempt.number + 1))
-            started = time.monotonic()
-            reset = CURRENT_SEND.set(progress)
+        number, left = (0, None) if attempt is None else (attempt.number, attempt.left)
+        while True:
             try:
-                response = await path.transport.send(request, timeout=timeout)
+                # the client may have been closed while the last try was in flight; a first
+                # call binds the loop (check_usable, skipped when neither can be the case)
+                if path.closed or path._binding.loop is not asyncio.get_running_loop():
+                    path.check_usable()
+                timeout = self.per_try if left is None else min(self.per_try, max(left, 0.001))
+                paced_at = 0.0
+                if limiter is not None:
+                    paced_at = await limiter.acquire(self.sleep)
+                if waits.closed or not waits._free or waits._queue:  # what take tells, inline
+                    if not waits.take(spec.name):
+                        await waits.queue(spec.name)
+                else:
+                    waits._free -= 1
+                response: HTTPResponse | None = None
+                failure: AltcraftError | None = None
+                progress = SendProgress()
+                debug = logger.isEnabledFor(logging.DEBUG)
+                timed = debug or hooks.response  # the try is shown, or reported
+                try:
+                    if hooks.request:
+                        event = RequestEvent(spec.name, request.url, number + 1)
+                        await emit(hooks.request, event)
+                    started = time.monotonic() if timed else 0.0
+                    reset = CURRENT_SEND.set(progress)
+                    try:
+                        response = await path.transport.send(request, timeout=timeout)
+                    except AltcraftError as error:
+                        # a caller's transport may quote anything; raised again below, after
+                        # the response hooks saw it, without the frames under this one (their
+                        # locals may hold the transport's)
+                        failure = _without_secrets(path._scrub, error).with_traceback(None)
+                    finally:
+                        CURRENT_SEND.reset(reset)
+                        if attempt is not None:  # for a deadline that cuts the try short
+                            attempt.sent = progress.sent is not False
+                finally:
+                    if waits._queue:
+                        waits.release()
+                    else:  # nobody waits: what release does, inline
+                        waits._free += 1
+                if timed:
+                    await self._report(number, started, response, progress, failure, debug)
+                if failure is not None:
+                    raise failure
+                assert response is not None
+                if limiter is None:  # the usual reply, decoded without _decode's frame
+                    try:
+                        return decode_reply(
+                            spec, response.status, response.headers, response.body, path.format
+                        )
+                    except AltcraftError:
+                        pass  # _decode raises it again, from the reply with secrets blanked
+                try:
+                    result = path._decode(spec, response)
+                except (HTTPStatusError, APIError) as error:
+                    if limiter is not None and http_status_of(error) == 429:
+                        limiter.on_rate_limited(paced_at)
+                    raise
+                if limiter is not None:
+                    limiter.on_success()
+                return result
             except AltcraftError as error:
-                if isinstance(error, TransportError) and path._scrub:
-                    _scrub_message(path._scrub, error)  # a caller's transport may quote anything
-                # raised again below, after the response hooks saw it, without the frames
-                # under this one (their locals may hold the transport's)
-                failure = error.with_traceback(None)
-            finally:
-                CURRENT_SEND.reset(reset)
-                # for a deadline that cuts the try short, now or later in it
-                attempt.sent = progress.sent is not False
-        finally:
-            waits.release()
+                if retry is None:
+                    raise
+                number += 1
+                delay = retry_pause(retry, number, error, spec.starts_task, path._random.random)
+                if delay is None:
+                    raise
+                self.on_retry(number, delay, error)
+            # outside the except block: an error of the sleep does not carry the try's as context
+            await self.sleep(delay)
+
+    async def _report(
+        self,
+        number: int,
+        started: float,
+        response: HTTPResponse | None,
+        progress: SendProgress,
+        failure: AltcraftError | None,
+        debug: bool,
+    ) -> None:
+        """How a try ended: its DEBUG line, and the response hooks' event."""
+        spec, hooks = self.spec, self.path._hooks
         elapsed = time.monotonic() - started
         status = progress.status if response is None else response.status
-        if logger.isEnabledFor(logging.DEBUG):
+        if debug:
             logger.debug(
                 "POST %s status=%s attempt=%d elapsed=%.3fs %s%s",
                 spec.path,
                 status,
-                attempt.number + 1,
+                number + 1,
                 elapsed,
                 self.label,
                 "" if failure is None else f" error={type(failure).__name__}",
@@ -371,21 +436,9 @@ class _Call:
         if hooks.response:
             headers = progress.headers if response is None else response.headers
             event = ResponseEvent(
-                spec.name, request.url, attempt.number + 1, elapsed, status, headers, failure
+                spec.name, self.request.url, number + 1, elapsed, status, headers, failure
             )
             await emit(hooks.response, event)
-        if failure is not None:
-            raise failure
-        assert response is not None
-        try:
-            result = path._decode(spec, response)
-        except (HTTPStatusError, APIError) as error:
-            if limiter is not None and http_status_of(error) == 429:
-                limiter.on_rate_limited(paced_at)
-            raise
-        if limiter is not None:
-            limiter.on_success()
-        return result
 
 
 def _task_context(args: Mapping[str, Any] | None) -> str:
@@ -398,6 +451,8 @@ def _task_context(args: Mapping[str, Any] | None) -> str:
     return f" task={shown}"
 
 
-def _scrub_message(scrub: Scrubber, error: AltcraftError) -> None:
-    """Blank the secrets out of an error's message, in place."""
-    error.args = tuple(scrub.text(arg) if isinstance(arg, str) else arg for arg in error.args)
+def _without_secrets(scrub: Scrubber, error: AltcraftError) -> AltcraftError:
+    """``error``, a TransportError's message blanked of the secrets in place."""
+    if isinstance(error, TransportError) and scrub:
+        error.args = tuple(scrub.text(arg) if isinstance(arg, str) else arg for arg in error.args)
+    return error

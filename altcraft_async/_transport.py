@@ -19,9 +19,11 @@ import asyncio
 import ssl
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import aiohttp
+from aiohttp.hdrs import CONTENT_ENCODING, CONTENT_LENGTH
 
 from ._errors import (
     AltcraftError,
@@ -91,6 +93,9 @@ class HTTPResponse:
         return f"<HTTPResponse {self.status}, {len(self.body)} bytes>"
 
 
+_new = object.__new__
+
+
 @runtime_checkable
 class AsyncTransport(Protocol):
     """What the client needs to send requests (``AltcraftClient(transport=...)``).
@@ -114,12 +119,10 @@ class SendProgress:
     ``headers``: of a reply whose status line arrived but whose body could not be read.
     """
 
-    __slots__ = ("headers", "sent", "status")
-
-    def __init__(self) -> None:
-        self.sent: bool | None = None
-        self.status: int | None = None
-        self.headers: Mapping[str, str] = {}
+    # Class-level defaults and no __init__: made on every try, as cheaply as an object can be.
+    sent: bool | None = None
+    status: int | None = None
+    headers: Mapping[str, str] = MappingProxyType({})
 
     @property
     def may_have_sent(self) -> bool:
@@ -289,7 +292,10 @@ class AiohttpTransport:
         Our error is raised outside the ``except`` block: the aiohttp exception (whose request
         info may hold an ``Authorization`` header) is not kept as its context.
         """
-        session = self._session_for_loop()
+        session = self._session
+        # a session is None once closed; the usual call skips the checks of the slow path
+        if session is None or self._binding.loop is not asyncio.get_running_loop():
+            session = self._session_for_loop()
         progress = CURRENT_SEND.get()
         reset = None
         if progress is None:  # called directly, not through a client's send path
@@ -312,10 +318,25 @@ class AiohttpTransport:
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as response:
-                progress.status = response.status
-                progress.headers = response.headers
-                body = await self._read_body(response, endpoint)
-                return HTTPResponse(response.status, response.headers, body)
+                status, reply_headers = progress.status, progress.headers = (
+                    response.status,
+                    response.headers,
+                )
+                # the usual reply, read whole: what _read_body does first, inline (the
+                # length, which aiohttp's parser checked, read as its content_length does)
+                length = reply_headers.get(CONTENT_LENGTH)
+                if (
+                    length is not None
+                    and int(length) <= self.max_response_size
+                    and CONTENT_ENCODING not in reply_headers
+                ):
+                    body = await response.read()
+                else:
+                    body = await self._read_body(response, endpoint)
+                # HTTPResponse(status, reply_headers, body) without the call of its __init__
+                reply = _new(HTTPResponse)
+                reply.status, reply.headers, reply.body = status, reply_headers, body
+                return reply
         except DecodeError as error:  # the reply is over max_response_size
             failure: AltcraftError = error.with_traceback(None)
         except Exception as exc:

@@ -30,7 +30,7 @@ from .._kinds import ResultT, TaskKind, WaitResultT
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
 from .._sansio import EndpointSpec
-from ..models import Feedback, TaskRef, TaskStatus
+from ..models import Feedback, TaskRef
 from ..models._checks import check_number
 from ._coalesce import StartCoalescer, start_key
 
@@ -42,7 +42,6 @@ __all__ = [
     "call_deadline",
     "check_task_id",
     "read",
-    "read_status",
     "refresh_and_wait",
     "refresh_many",
     "start_task",
@@ -133,29 +132,6 @@ def read(
         _check_options(request_timeout, retry)
     deadline = None if timeout is None else call_deadline(timeout)
     return caller._call(spec, args, timeout=request_timeout, retry=retry, deadline=deadline)
-
-
-async def read_status(
-    caller: Caller,
-    spec: EndpointSpec,
-    task_id: str,
-    *,
-    timeout: float | None,
-    request_timeout: float | None,
-    retry: RetryPolicy | None,
-) -> TaskStatus[Any]:
-    """One ``tasks/status`` read; a status that says the task ended releases its start."""
-    status: TaskStatus[Any] = await read(
-        caller,
-        spec,
-        {"task_id": task_id},
-        timeout=timeout,
-        request_timeout=request_timeout,
-        retry=retry,
-    )
-    if status.done:
-        caller._starts.finished(task_id)
-    return status
 
 
 async def start_task(

@@ -40,14 +40,20 @@ class SegmentsAPI:
         ``database_id`` is needed for dynamic segments. Raises InvalidRequestError (bad ids,
         nothing sent), APIError subclasses, TransportError, HTTPStatusError, DecodeError.
         """
-        result: list[ChannelCounters] = await read(
-            self._caller,
-            SEGMENTS_GET_COUNTERS,
-            {"segment_id": segment_id, "resource_id": resource_id, "database_id": database_id},
-            timeout=timeout,
-            request_timeout=request_timeout,
-            retry=retry,
-        )
+        caller = self._caller
+        args = {"segment_id": segment_id, "resource_id": resource_id, "database_id": database_id}
+        if timeout is None and request_timeout is None and retry is None:
+            call = caller._call(SEGMENTS_GET_COUNTERS, args)  # read's work is none: a call less
+        else:
+            call = read(
+                caller,
+                SEGMENTS_GET_COUNTERS,
+                args,
+                timeout=timeout,
+                request_timeout=request_timeout,
+                retry=retry,
+            )
+        result: list[ChannelCounters] = await call
         return result
 
     async def refresh_counters(

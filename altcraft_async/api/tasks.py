@@ -9,11 +9,14 @@ from .._errors import InvalidRequestError
 from .._kinds import COUNTERS, ResultT, TaskKind, WaitResultT
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
-from ..models import CountersSnapshot, TaskStatus
-from ._base import Caller, check_task_id, read_status, wait_task
+from ..models import FAILURE_STATUSES, SUCCESS_STATUSES, CountersSnapshot, TaskStatus
+from ._base import Caller, check_task_id, read, wait_task
 from ._specs import TASKS_STATUS, kind_named
 
 __all__ = ["TasksAPI"]
+
+#: The statuses of a task that ended, as the decoder normalises them (``TaskStatus.done``).
+_ENDED = SUCCESS_STATUSES | FAILURE_STATUSES
 
 
 class TasksAPI:
@@ -35,14 +38,24 @@ class TasksAPI:
         Raises InvalidRequestError (empty id), APIError subclasses, TransportError,
         HTTPStatusError, DecodeError.
         """
-        return await read_status(
-            self._caller,
-            TASKS_STATUS,
-            task_id,
-            timeout=timeout,
-            request_timeout=request_timeout,
-            retry=retry,
-        )
+        caller, args = self._caller, {"task_id": task_id}
+        if timeout is None and request_timeout is None and retry is None:
+            call = caller._call(TASKS_STATUS, args)  # read's work is none: a call less
+        else:
+            call = read(
+                caller,
+                TASKS_STATUS,
+                args,
+                timeout=timeout,
+                request_timeout=request_timeout,
+                retry=retry,
+            )
+        status: TaskStatus = await call
+        # a status that says the task ended releases its start (.done, without its calls:
+        # the decoder keeps the status normalised)
+        if status.status in _ENDED:
+            caller._starts.finished(task_id)
+        return status
 
     @overload
     def task(self, task_id: str) -> Task: ...
