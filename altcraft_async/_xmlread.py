@@ -1,0 +1,333 @@
+"""The usual XML reply read straight from its elements, without the plain-data step.
+
+The exact path (``_codec.parse`` then ``_codec.structure``) turns the element tree into dicts,
+lists and text, then types that by the reply model. :func:`read_reply` does both in one walk:
+readers made once per type, from the same converter hooks, read the parsed elements directly
+(a model's fields in the order and with the defaults of its generated decoder; strings, integers
+and optional integers inline; lists by the XML rules, a single element being a one-item list).
+
+A reader never decides anything the exact path would not: it returns what the exact path
+returns, or gives up (:data:`UNUSUAL`) and the caller takes the exact path, which says what is
+wrong. Everything off the usual path gives up: a body over the whole-parse size, a ``<!``
+(a DTD, and also comments and CDATA), a byte-order mark or a NUL, an ``error`` other than
+``<error>0</error>``, a repeated single field, and any value a hook refuses. A subtree no
+reader reads is still walked by ``_codec._element`` when it has children, so a reply nested
+deeper than ``MAX_DEPTH`` is never accepted here either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, get_args, get_origin
+
+import attrs
+
+from ._codec import (
+    _MISSING,
+    _WHOLE_XML,
+    MAX_DEPTH,
+    _converter,
+    _element,
+    _empty_result,
+    _is_optional,
+    _is_sequence,
+    _is_task_status,
+    _leaf,
+    _plain_model,
+    _status_maker,
+    _str,
+    _tolerant,
+    _xml_int,
+)
+from .models._meta import INFORMATIONAL
+from .models.tasks import FAILURE_STATUSES, SUCCESS_STATUSES, CountersResult, normalize_status
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
+__all__ = ["UNUSUAL", "read_reply", "reader"]
+
+#: What :func:`read_reply` returns for a reply it leaves to the exact path.
+UNUSUAL: Any = object()
+
+#: A reader: the value at an element, or at the list of elements of a repeated tag, whose
+#: depth is the second argument (the root being 0): the exact path's hook applied to
+#: ``_element`` of it. Raises (anything) where it gives up.
+Reader = Callable[[Any, int], Any]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class _GiveUp(Exception):
+    """Raised inside a reader for a value it leaves to the exact path."""
+
+
+def read_reply(body: bytes, cls: Any) -> Any:
+    """``cls`` read from the ``data`` of an XML reply whose ``error`` is 0, or :data:`UNUSUAL`."""
+    if len(body) > _WHOLE_XML or b"<!" in body or b"\x00" in body or body[:3] == _BOM:
+        return UNUSUAL
+    try:
+        read = _READERS.get(cls) or reader(cls)
+        parser = _XMLParser()
+        parser.feed(body)
+        root = parser.close()
+        data: Any = _MISSING
+        error: Any = _MISSING
+        for child in root:
+            tag = child.tag
+            if tag == "data":
+                data = child if data is _MISSING else _more(data, child)
+            elif tag == "error":
+                if error is not _MISSING:
+                    return UNUSUAL
+                error = child
+            elif len(child):
+                _element(child, 1)  # walked for its depth only
+        if error is _MISSING or error.text != "0" or len(error) or data is _MISSING:
+            return UNUSUAL
+        return read(data, 1)
+    except Exception:  # whatever it is, the exact path reads it again and says what
+        return UNUSUAL
+
+
+def _more(previous: Any, element: ET.Element) -> list[ET.Element]:
+    """The elements of a repeated tag so far, ``element`` added (a list means repetition)."""
+    if type(previous) is list:
+        previous.append(element)
+        return previous
+    return [previous, element]
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """What the exact path makes of an element, or of the elements of a repeated tag."""
+    if type(value) is list:
+        return [_element(item, depth) for item in value]
+    return _element(value, depth)
+
+
+def _slow(value: Any, depth: int, hook: Callable[[Any, Any], Any], tp: Any) -> Any:
+    return hook(_plain(value, depth), tp)
+
+
+# --- readers by type ------------------------------------------------------------------------
+
+_READERS: dict[Any, Reader] = {}
+_BUILDING: set[Any] = set()
+
+
+def reader(tp: Any) -> Reader:
+    """The reader of ``tp``, made on first use."""
+    made = _READERS.get(tp)
+    if made is None:
+        if tp in _BUILDING:  # a model that holds itself: the exact hook for the inner one
+            return _generic(tp)
+        _BUILDING.add(tp)
+        try:
+            made = _READERS[tp] = _make_reader(tp)
+        finally:
+            _BUILDING.discard(tp)
+    return made
+
+
+def _make_reader(tp: Any) -> Reader:
+    if _is_task_status(tp):
+        return _status_reader(tp)
+    if _is_sequence(tp):
+        return _sequence_reader(tp)
+    if attrs.has(tp) and _plain_model(tp):
+        return _model_reader(tp)
+    return _generic(tp)
+
+
+def _generic(tp: Any) -> Reader:
+    """The exact path for one value: its plain data, then the converter's hook."""
+    hook = _converter("xml").get_structure_hook(tp)
+
+    def read(value: Any, depth: int) -> Any:
+        return hook(_plain(value, depth), tp)
+
+    return read
+
+
+def _sequence_reader(tp: Any) -> Reader:
+    """``list[X]`` or ``tuple[X, ...]``: the elements of a repeated tag, one element (a
+    one-item list), or an empty element (an empty list), as ``_codec``'s sequence hook."""
+    item_type = get_args(tp)[0]
+    as_tuple = get_origin(tp) is tuple
+    item = reader(item_type)
+
+    def read(value: Any, depth: int) -> Any:
+        if type(value) is list:
+            items = [item(element, depth) for element in value]
+        elif not len(value) and _leaf(value.text) is None:
+            items = []
+        else:
+            items = [item(value, depth)]
+        return tuple(items) if as_tuple else items
+
+    return read
+
+
+def _status_reader(tp: Any) -> Reader:
+    """``TaskStatus[R]`` as ``_codec._task_status_hook`` reads it: status and progress, then
+    the result only for a finished task (a running task's result is walked for depth only)."""
+    converter = _converter("xml")
+    hook = converter.get_structure_hook(tp)
+    if converter.get_structure_hook(str) is not _str:
+        return _generic(tp)
+    progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
+    args = get_args(tp)
+    result_type = args[0] if args else CountersResult
+    read_result = reader(result_type)
+    empty = _empty_result(result_type)
+    new_status = _status_maker()
+
+    def read(value: Any, depth: int) -> Any:
+        if type(value) is list or not len(value) or depth >= MAX_DEPTH:
+            return _slow(value, depth, hook, tp)
+        status: Any = _MISSING
+        progress: Any = _MISSING
+        result: Any = _MISSING
+        for child in value:
+            tag = child.tag
+            if tag == "status":
+                if status is not _MISSING or len(child):
+                    raise _GiveUp
+                status = child
+            elif tag == "progress":
+                progress = child if progress is _MISSING else _more(progress, child)
+            elif tag == "result":
+                result = child if result is _MISSING else _more(result, child)
+            elif len(child):
+                _element(child, depth + 1)
+        text = "" if status is _MISSING else _leaf(status.text) or ""
+        state = normalize_status(text)
+        if not state:
+            raise _GiveUp
+        done = None if progress is _MISSING else _plain(progress, depth + 1)
+        ratio = progress_hook(done, float | None)
+        if state in SUCCESS_STATUSES:
+            made = (
+                read_result(result, depth + 1)
+                if result is not _MISSING
+                else converter.get_structure_hook(result_type)(None, result_type)
+            )
+            return new_status(state, ratio, made)
+        sent = None if result is _MISSING else _plain(result, depth + 1)
+        if state in FAILURE_STATUSES:
+            return new_status(state, ratio, empty, sent)
+        return new_status(state, ratio, empty)
+
+    return read
+
+
+def _field_expression(tp: Any, hook: Callable[[Any, Any], Any], number: int) -> str:
+    """An expression reading the element ``x`` (never a list: a single field's repetition
+    gives up) as ``tp`` exactly as ``hook`` reads its plain data, for strings and integers;
+    any other type goes through its reader ``read{number}``."""
+    slow = f"_slow(x, d + 1, hook{number}, type{number}) if len(x) else "
+    digits = "int(t) if (t := x.text) and len(t) <= 18 and t.isascii() and t.isdigit() else "
+    if tp is str and hook is _str:
+        return slow + '("" if not (t := x.text) or t.isspace() else t)'
+    if _converter("xml").get_structure_hook(int) is not _xml_int:
+        return f"read{number}(x, d + 1)"
+    if tp is int:
+        return slow + f"({digits}_xml_int(_leaf(t), int))"
+    if _is_optional(tp) and int in get_args(tp):
+        return slow + f"({digits}(None if not t or t.isspace() else _xml_int(t, int)))"
+    return f"read{number}(x, d + 1)"
+
+
+def _single(tp: Any, informational: bool) -> bool:
+    """Whether a repeated tag of a field of ``tp`` gives up (it is no list and the exact path
+    would refuse the list): strings, integers and plain models, unless informational."""
+    if informational:
+        return False
+    if tp in (str, int) or (_is_optional(tp) and int in get_args(tp)):
+        return True
+    return attrs.has(tp) and _plain_model(tp)
+
+
+def _model_reader(cls: Any) -> Reader:
+    """A plain model (``_codec._plain_model``) read as its generated decoder reads a dict:
+    the same hooks, defaults and order, made without its frozen ``__init__``."""
+    converter = _converter("xml")
+    hook = converter.get_structure_hook(cls)
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "hook": hook,
+        "_new": object.__new__,
+        "_MISSING": _MISSING,
+        "MAX_DEPTH": MAX_DEPTH,
+        "_GiveUp": _GiveUp,
+        "_element": _element,
+        "_leaf": _leaf,
+        "_more": _more,
+        "_plain": _plain,
+        "_slow": _slow,
+        "_xml_int": _xml_int,
+    }
+    fields = attrs.fields(cls)
+    order = [item for item in fields if item.default is not attrs.NOTHING]
+    order += [item for item in fields if item.default is attrs.NOTHING]
+    scan: list[str] = []
+    read: list[str] = []
+    for number, item in enumerate(order):
+        informational = bool(item.metadata.get(INFORMATIONAL))
+        field_hook = converter.get_structure_hook(item.type)
+        if informational:
+            field_hook = _tolerant(field_hook, item.default)
+            expression = f"hook{number}(_plain(x, d + 1), type{number})"
+        else:
+            expression = _field_expression(item.type, field_hook, number)
+        if "read" in expression:
+            namespace[f"read{number}"] = reader(item.type)
+        namespace[f"hook{number}"], namespace[f"type{number}"] = field_hook, item.type
+        namespace[f"set{number}"] = vars(cls)[item.name].__set__
+        keyword = "if" if not scan else "elif"
+        scan.append(f"        {keyword} t == {item.name!r}:")
+        if _single(item.type, informational):
+            scan += [f"            if f{number} is not _MISSING:", "                raise _GiveUp"]
+            scan.append(f"            f{number} = c")
+        else:
+            repeated = f"_more(f{number}, c)"
+            scan.append(f"            f{number} = c if f{number} is _MISSING else {repeated}")
+        read.append(f"    x = f{number}")
+        if item.default is attrs.NOTHING:
+            read += ["    if x is _MISSING:", "        raise _GiveUp"]
+            read.append(f"    set{number}(self, {expression})")
+            continue
+        default = item.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            namespace[f"default{number}"] = default.factory
+            missing = f"default{number}()"
+        else:
+            namespace[f"default{number}"] = default
+            missing = f"default{number}"
+        read.append(f"    set{number}(self, {missing} if x is _MISSING else {expression})")
+    lines = [
+        "def read(v, d):",
+        "    if type(v) is list or not len(v) or d >= MAX_DEPTH:",
+        "        return _slow(v, d, hook, cls)",
+        *(f"    f{number} = _MISSING" for number in range(len(order))),
+        "    for c in v:",
+        "        t = c.tag",
+        *scan,
+        f"        {'elif' if scan else 'if'} len(c):",
+        "            _element(c, d + 1)",
+        "    self = _new(cls)",
+        *read,
+        "    return self",
+    ]
+    exec("\n".join(lines), namespace)  # our own code, made from the model's fields
+    made: Reader = namespace["read"]
+    return made
+
+
+def _XMLParser() -> ET.XMLParser:
+    """A fresh expat-backed parser (imported on first use, like ``_codec``'s)."""
+    global _XMLParser
+    import xml.etree.ElementTree as ET
+
+    _XMLParser = ET.XMLParser
+    return ET.XMLParser()
