@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from altcraft_async import DecodeError, TaskStatus, to_builtins
-from altcraft_async._codec import MAX_DEPTH, parse, structure
+from altcraft_async._codec import MAX_DEPTH, encode, parse, structure
 from altcraft_async._sansio import decode_reply
+from altcraft_async._secret import Secret
 from altcraft_async._xmlread import UNUSUAL, read_reply
 from altcraft_async.api._specs import ALL_SPECS, KINDS, SEGMENTS_GET_COUNTERS, TASKS_STATUS
 from altcraft_async.models.tasks import CountersResult
@@ -194,3 +195,33 @@ def test_nesting_within_the_limit_in_an_unread_part_is_read() -> None:
 )
 def test_unusual_replies_are_left_to_the_exact_path(body: bytes) -> None:
     assert read_reply(body, TaskStatus) is UNUSUAL
+
+
+# --- the XML request encoding's one-value fast path ------------------------------------------
+
+xml_texts = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
+scalars = (
+    st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | xml_texts
+    | xml_texts.map(Secret)
+    | st.booleans()
+    | st.none()
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["token", "id", "task_id", "x"]), scalars, max_size=4))
+def test_one_value_is_encoded_as_a_one_item_list_and_reads_back(document: dict[str, Any]) -> None:
+    """A single value takes the fast branch, a one-item list the general one: same bytes."""
+    body = encode(document, "xml")
+    assert body == encode({key: [value] for key, value in document.items()}, "xml")
+    expected = {}
+    for key, value in document.items():
+        text = value.reveal() if isinstance(value, Secret) else value
+        if isinstance(text, bool):
+            text = "true" if text else "false"
+        elif text is not None:
+            text = str(text)
+        expected[key] = text if text and not text.isspace() else None
+    assert parse(b"<xml><a>1</a>" + body[5:], "xml") == {"a": "1", **expected}
