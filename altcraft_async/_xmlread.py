@@ -29,6 +29,7 @@ from ._codec import (
     _converter,
     _element,
     _empty_result,
+    _float,
     _is_optional,
     _is_sequence,
     _is_task_status,
@@ -64,7 +65,11 @@ class _GiveUp(Exception):
 
 def read_reply(body: bytes, cls: Any) -> Any:
     """``cls`` read from the ``data`` of an XML reply whose ``error`` is 0, or :data:`UNUSUAL`."""
-    if len(body) > _WHOLE_XML or b"<!" in body or b"\x00" in body or body[:3] == _BOM:
+    # find(), not ``in``: bytes.__contains__ first tries its argument as an int, and pays for
+    # the exception that raises
+    if len(body) > _WHOLE_XML or body.find(b"<!") >= 0 or body.find(b"\x00") >= 0:
+        return UNUSUAL
+    if body[:3] == _BOM:
         return UNUSUAL
     try:
         read = _READERS.get(cls) or reader(cls)
@@ -176,6 +181,7 @@ def _status_reader(tp: Any) -> Reader:
     if converter.get_structure_hook(str) is not _str:
         return _generic(tp)
     progress_hook = _tolerant(converter.get_structure_hook(float | None), None)
+    digits = converter.get_structure_hook(float) is _float  # plain digits may skip the hook
     args = get_args(tp)
     result_type = args[0] if args else CountersResult
     read_result = reader(result_type)
@@ -204,8 +210,17 @@ def _status_reader(tp: Any) -> Reader:
         state = normalize_status(text)
         if not state:
             raise _GiveUp
-        done = None if progress is _MISSING else _plain(progress, depth + 1)
-        ratio = progress_hook(done, float | None)
+        if progress is _MISSING:
+            ratio = None
+        elif digits and type(progress) is not list and not len(progress):
+            text = progress.text
+            ratio = (
+                float(text)  # plain digits: what _codec._float makes of them
+                if text and text.isascii() and text.isdigit()
+                else progress_hook(_leaf(text), float | None)
+            )
+        else:
+            ratio = progress_hook(_plain(progress, depth + 1), float | None)
         if state in SUCCESS_STATUSES:
             made = (
                 read_result(result, depth + 1)
