@@ -73,9 +73,9 @@ def read_reply(body: bytes, cls: Any) -> Any:
         return UNUSUAL
     try:
         read = _READERS.get(cls) or reader(cls)
-        parser = _XMLParser()
-        parser.feed(body)
-        root = parser.close()
+        root = _in_stream(body) if body.find(b"<?") < 0 else _alone(body)
+        if root is None:
+            return UNUSUAL
         data: Any = _MISSING
         error: Any = _MISSING
         for child in root:
@@ -339,10 +339,74 @@ def _model_reader(cls: Any) -> Reader:
     return made
 
 
-def _XMLParser() -> ET.XMLParser:
-    """A fresh expat-backed parser (imported on first use, like ``_codec``'s)."""
-    global _XMLParser
+# --- parsing -------------------------------------------------------------------------------
+#
+# Making an expat parser costs as much as parsing a status reply with it, and it cannot be
+# reset. So replies are parsed in one stream kept open across them: ``<r>``, then each body
+# followed by a sentinel ``<_/>``. The body was exactly one whole element, with nothing but
+# whitespace around it, when ``<r>`` then holds exactly two children, the second an empty
+# ``_``: a body with more elements, an unclosed one or a closing ``</r>`` leaves anything
+# else, and any error drops the stream. Such an element is the tree ET.fromstring makes of
+# the body (the same expat and TreeBuilder, the same UTF-8 default); a body with ``<?`` (an
+# XML declaration may name another encoding, and may only come first) gets a parser of its
+# own. The names expat and the parser keep grow with the input, so a stream is replaced after
+# _STREAM_BYTES. Streams are taken from _STREAMS and given back (list.pop and append are
+# atomic): a thread never feeds a stream another one is using.
+
+_SENTINEL = b"<_/>"
+_STREAM_BYTES = 1 << 20
+_XML_SPACE = " \t\r\n"
+#: Idle streams; each: [parser, <r>, the last sentinel (its tail: text before the next
+#: body), bytes fed].
+_STREAMS: list[list[Any]] = []
+
+
+def _in_stream(body: bytes) -> ET.Element | None:
+    """The element ``body`` is, parsed in an open stream; None when it is anything else."""
+    try:
+        stream = _STREAMS.pop()
+    except IndexError:
+        stream = _new_stream()
+    parser, wrapper, previous, fed = stream
+    try:
+        parser.feed(body + _SENTINEL)
+    except Exception:  # the stream is dropped; the exact path says what is wrong
+        return None
+    if len(wrapper) != 2:
+        return None
+    element, sentinel = wrapper
+    if sentinel.tag != "_" or len(sentinel) or not _blank(element.tail):
+        return None
+    if not _blank(wrapper.text if previous is None else previous.tail):
+        return None
+    wrapper.clear()
+    fed += len(body)
+    if fed < _STREAM_BYTES and len(_STREAMS) < 4:
+        stream[2], stream[3] = sentinel, fed
+        _STREAMS.append(stream)
+    made: ET.Element = element
+    return made
+
+
+def _blank(text: str | None) -> bool:
+    """Whether text around a document's element is only what XML allows there: whitespace."""
+    return not text or not text.strip(_XML_SPACE)
+
+
+def _new_stream() -> list[Any]:
+    import xml.etree.ElementTree as ET  # lazy, like _codec's
+
+    events: list[tuple[str, ET.Element]] = []
+    parser = ET.XMLParser()
+    parser._setevents(events, ("start",))  # type: ignore[attr-defined]  # the C parser's own
+    parser.feed(b"<r>")
+    wrapper = events[0][1]
+    parser._setevents(events, ())  # type: ignore[attr-defined]  # and no more events
+    return [parser, wrapper, None, 0]
+
+
+def _alone(body: bytes) -> ET.Element:
+    """``body`` parsed by a parser of its own, as ``_codec`` parses it."""
     import xml.etree.ElementTree as ET
 
-    _XMLParser = ET.XMLParser
-    return ET.XMLParser()
+    return ET.fromstring(body.lstrip())

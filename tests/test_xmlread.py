@@ -225,3 +225,64 @@ def test_one_value_is_encoded_as_a_one_item_list_and_reads_back(document: dict[s
             text = str(text)
         expected[key] = text if text and not text.isspace() else None
     assert parse(b"<xml><a>1</a>" + body[5:], "xml") == {"a": "1", **expected}
+
+
+# --- the parsing stream ----------------------------------------------------------------------
+
+AROUND = [
+    "",
+    " ",
+    "\n\t",
+    "junk",
+    "\u00a0",
+    "<_/>",
+    "<_>",
+    "</_>",
+    "<r>",
+    "</r>",
+    "<a/>",
+    "<a>",
+    "</xml>",
+    "<?xml version='1.0'?>",
+    "<?pi x?>",
+    "&amp;",
+    "<",
+]
+USUAL = (
+    b"<xml><data><status>completed</status><progress>100</progress><result><channels>"
+    b"<channel>email</channel><status><all>3</all></status></channels></result></data>"
+    b"<error>0</error></xml>"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(AROUND), max_size=3), st.lists(st.sampled_from(AROUND), max_size=3))
+def test_text_around_a_reply_is_read_as_the_exact_path_reads_it(
+    before: list[str], after: list[str]
+) -> None:
+    """Replies share one parsing stream: whatever comes before or after a reply's element (a
+    second element, an unclosed one, the stream's own tags), the fast path reads it as the
+    exact path does or gives up, and the next reply is read right."""
+    body = "".join(before).encode() + USUAL + "".join(after).encode()
+    fast = read_reply(body, TaskStatus)
+    if fast is not UNUSUAL:
+        assert_same(fast, exact(body, TaskStatus))
+    again = read_reply(USUAL, TaskStatus)
+    assert again is not UNUSUAL
+    assert_same(again, exact(USUAL, TaskStatus))
+
+
+def test_a_reply_cut_short_does_not_spill_into_the_next() -> None:
+    assert read_reply(USUAL[:-10], TaskStatus) is UNUSUAL
+    assert read_reply(USUAL[:40], TaskStatus) is UNUSUAL
+    assert_same(read_reply(USUAL, TaskStatus), exact(USUAL, TaskStatus))
+
+
+def test_a_reply_in_another_encoding_is_read_by_a_parser_of_its_own() -> None:
+    body = '<?xml version="1.0" encoding="windows-1251"?>' + USUAL.decode().replace(
+        "email", "почта"
+    )
+    fast = read_reply(body.encode("cp1251"), TaskStatus)
+    assert fast is not UNUSUAL
+    assert fast.result[0].channels[0].channel == "почта"
+    assert_same(fast, exact(body.encode("cp1251"), TaskStatus))
