@@ -286,3 +286,14 @@ def test_a_reply_in_another_encoding_is_read_by_a_parser_of_its_own() -> None:
     assert fast is not UNUSUAL
     assert fast.result[0].channels[0].channel == "почта"
     assert_same(fast, exact(body.encode("cp1251"), TaskStatus))
+
+
+@pytest.mark.parametrize("before", ["junk", "\u00a0", "&amp;", " x "])
+def test_text_before_a_reply_on_a_fresh_stream_is_refused_as_before(before: str) -> None:
+    """After a reply that drops the stream, the next one opens a new one: text before its
+    element lands elsewhere there (the wrapper's text) and is still seen."""
+    assert read_reply(b"<xml><", TaskStatus) is UNUSUAL  # an error: the stream is dropped
+    body = before.encode() + USUAL
+    assert read_reply(body, TaskStatus) is UNUSUAL
+    with pytest.raises(DecodeError):
+        exact(body, TaskStatus)
