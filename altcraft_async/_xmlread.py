@@ -375,9 +375,12 @@ def _in_stream(body: bytes) -> ET.Element | None:
     if len(wrapper) != 2:
         return None
     element, sentinel = wrapper
-    if sentinel.tag != "_" or len(sentinel) or not _blank(element.tail):
+    if sentinel.tag != "_" or len(sentinel):
         return None
-    if not _blank(wrapper.text if previous is None else previous.tail):
+    # only whitespace around the element, as XML allows (the text before it went to the
+    # previous sentinel's tail, or to the wrapper's text in a new stream)
+    after, before = element.tail, wrapper.text if previous is None else previous.tail
+    if (after and after.strip(_XML_SPACE)) or (before and before.strip(_XML_SPACE)):
         return None
     wrapper.clear()
     fed += len(body)
@@ -386,11 +389,6 @@ def _in_stream(body: bytes) -> ET.Element | None:
         _STREAMS.append(stream)
     made: ET.Element = element
     return made
-
-
-def _blank(text: str | None) -> bool:
-    """Whether text around a document's element is only what XML allows there: whitespace."""
-    return not text or not text.strip(_XML_SPACE)
 
 
 def _new_stream() -> list[Any]:
