@@ -206,8 +206,8 @@ def _status_reader(tp: Any) -> Reader:
                 result = child if result is _MISSING else _more(result, child)
             elif len(child):
                 _element(child, depth + 1)
-        text = "" if status is _MISSING else _leaf(status.text) or ""
-        state = normalize_status(text)
+        text = None if status is _MISSING else status.text
+        state = normalize_status(text) if text else ""  # _leaf(text) or "", then normalized
         if not state:
             raise _GiveUp
         if progress is _MISSING:
@@ -228,9 +228,11 @@ def _status_reader(tp: Any) -> Reader:
                 else converter.get_structure_hook(result_type)(None, result_type)
             )
             return new_status(state, ratio, made)
-        sent = None if result is _MISSING else _plain(result, depth + 1)
         if state in FAILURE_STATUSES:
+            sent = None if result is _MISSING else _plain(result, depth + 1)
             return new_status(state, ratio, empty, sent)
+        if result is not _MISSING and (type(result) is list or len(result)):
+            _plain(result, depth + 1)  # a running task's result: walked for its depth only
         return new_status(state, ratio, empty)
 
     return read
