@@ -8,9 +8,10 @@ and optional integers inline; lists by the XML rules, a single element being a o
 
 A reader never decides anything the exact path would not: it returns what the exact path
 returns, or gives up (:data:`UNUSUAL`) and the caller takes the exact path, which says what is
-wrong. Everything off the usual path gives up: a body over the whole-parse size, a ``<!``
-(a DTD, and also comments and CDATA), a byte-order mark or a NUL, an ``error`` other than
-``<error>0</error>``, a repeated single field, and any value a hook refuses. A subtree no
+wrong. Everything off the usual path gives up: a body over the whole-parse size, a DTD or an
+entity declaration (never parsed: see the parsing section), a byte-order mark or a NUL, text
+around the root element, an ``error`` other than ``<error>0</error>``, a repeated single
+field, and any value a hook refuses. A subtree no
 reader reads is still walked by ``_codec._element`` when it has children, so a reply nested
 deeper than ``MAX_DEPTH`` is never accepted here either.
 """
@@ -65,14 +66,11 @@ class _GiveUp(Exception):
 
 def read_reply(body: bytes, cls: Any) -> Any:
     """``cls`` read from the ``data`` of an XML reply whose ``error`` is 0, or :data:`UNUSUAL`."""
-    # find(), not ``in``: bytes.__contains__ first tries its argument as an int, and pays for
-    # the exception that raises
-    if len(body) > _WHOLE_XML or body.find(b"<!") >= 0 or body.find(b"\x00") >= 0:
-        return UNUSUAL
-    if body[:3] == _BOM:
+    if len(body) > _WHOLE_XML:  # the exact path parses it bounded
         return UNUSUAL
     try:
         read = _READERS.get(cls) or reader(cls)
+        # find(), not ``in``: bytes.__contains__ first tries its argument as an int
         root = _in_stream(body) if body.find(b"<?") < 0 else _alone(body)
         if root is None:
             return UNUSUAL
@@ -348,7 +346,10 @@ def _model_reader(cls: Any) -> Reader:
 # followed by a sentinel ``<_/>``. The body was exactly one whole element, with nothing but
 # whitespace around it, when ``<r>`` then holds exactly two children, the second an empty
 # ``_``: a body with more elements, an unclosed one or a closing ``</r>`` leaves anything
-# else, and any error drops the stream. Such an element is the tree ET.fromstring makes of
+# else, and any error drops the stream. Inside the stream's element a DTD or an entity
+# declaration is a syntax error, so is a NUL byte, and the encoding is UTF-8 whatever the
+# body's bytes (UTF-16 is an error; a byte-order mark is text before the element, refused).
+# An element taken is the tree ET.fromstring makes of
 # the body (the same expat and TreeBuilder, the same UTF-8 default); a body with ``<?`` (an
 # XML declaration may name another encoding, and may only come first) gets a parser of its
 # own. The names expat and the parser keep grow with the input, so a stream is replaced after
@@ -405,8 +406,11 @@ def _new_stream() -> list[Any]:
     return [parser, wrapper, None, 0]
 
 
-def _alone(body: bytes) -> ET.Element:
-    """``body`` parsed by a parser of its own, as ``_codec`` parses it."""
+def _alone(body: bytes) -> ET.Element | None:
+    """``body`` parsed by a parser of its own, as ``_codec`` parses it; None for what
+    ``_codec`` refuses or strips first (a DTD, NUL bytes, a byte-order mark)."""
     import xml.etree.ElementTree as ET
 
+    if body.find(b"<!") >= 0 or body.find(b"\x00") >= 0 or body[:3] == _BOM:
+        return None
     return ET.fromstring(body.lstrip())

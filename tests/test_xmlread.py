@@ -190,8 +190,21 @@ def test_nesting_within_the_limit_in_an_unread_part_is_read() -> None:
         b"<xml><data>" + STATUS + b"<status>done</status></data><error>0</error></xml>",
         b"<xml><data>" + STATUS + b"</data><error>0</error>" + b" " * 70_000 + b"</xml>",
         b"<xml><data>" + STATUS,
+        b'<?xml version="1.0"?><!DOCTYPE x><xml><data>' + STATUS + b"</data><error>0</error></xml>",
+        b'<?xml version="1.0" encoding="UTF-16"?>\x00<\x00x\x00m\x00l\x00/\x00>\x00',
     ],
-    ids=["dtd", "bom", "error", "no-error", "two-errors", "two-statuses", "large", "cut"],
+    ids=[
+        "dtd",
+        "bom",
+        "error",
+        "no-error",
+        "two-errors",
+        "two-statuses",
+        "large",
+        "cut",
+        "declared-dtd",
+        "utf-16",
+    ],
 )
 def test_unusual_replies_are_left_to_the_exact_path(body: bytes) -> None:
     assert read_reply(body, TaskStatus) is UNUSUAL
@@ -247,6 +260,12 @@ AROUND = [
     "<?pi x?>",
     "&amp;",
     "<",
+    "<!-- c -->",
+    "<![CDATA[x]]>",
+    '<!DOCTYPE x [<!ENTITY a "b">]>',
+    '<!ENTITY a "b">',
+    "&a;",
+    "\ufeff",
 ]
 USUAL = (
     b"<xml><data><status>completed</status><progress>100</progress><result><channels>"
