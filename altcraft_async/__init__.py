@@ -9,6 +9,8 @@ Imports flow downward only::
     models/           frozen attrs models; _checks: argument checks shared with _sansio
     _codec            bytes <-> plain data (JSON, XML), the cattrs converters (the tolerant
                       reader), to_builtins / from_builtins; its encoder reveals the token
+    _xmlread          the usual XML reply read straight from its elements by readers made
+                      once per type (the same hooks); anything unusual is left to _codec
     _sansio           endpoint specs -> request bytes; reply bytes -> model or error (no I/O);
                       Auth: how a token goes on the wire, made once per client
     _poll             the poll policy as pure logic (never sleeps)

@@ -130,29 +130,43 @@ def escape_xml(text: str) -> str:
 
 def _xml_fields(document: Mapping[str, Any], out: list[str]) -> None:
     for key, value in document.items():
-        items = value if isinstance(value, list | tuple) else (value,)
-        open_tag = f"<{key}>"
-        close_tag = f"</{key}>"
-        for item in items:
-            out.append(open_tag)
-            kind = type(item)
-            # Exact int/float/str first (the usual ids and strings): cheaper than the Mapping
-            # ABC check; bool is a distinct type, so it still reaches its own branch.
-            if kind is int or kind is float:
-                out.append(str(item))  # digits, sign, ".", "e", "inf", "nan": nothing to escape
-            elif kind is str:
-                out.append(escape_xml(item))
-            elif kind is Secret:
-                out.append(escape_xml(item.reveal()))
-            elif isinstance(item, Mapping):
-                _xml_fields(item, out)
-            elif isinstance(item, bool):
-                out.append("true" if item else "false")
-            elif isinstance(item, list | tuple):  # repeated elements repeat once, no deeper
-                raise InvalidRequestError(f"{key}: a list inside a list has no XML form")
-            elif item is not None:
-                out.append(escape_xml(str(item)))
-            out.append(close_tag)
+        kind = type(value)
+        # One value of an exact int/float/str (the usual ids and strings) is one f-string: no
+        # tag built apart, no escaping call when there is nothing to escape. bool is a type of
+        # its own, so it still reaches its branch in _xml_items.
+        if kind is int or kind is float:  # digits, sign, ".", "e", "inf", "nan": no escaping
+            out.append(f"<{key}>{value}</{key}>")
+        elif kind is str or kind is Secret:
+            text = value if kind is str else value.reveal()
+            if "&" in text or "<" in text or ">" in text:
+                text = escape_xml(text)
+            out.append(f"<{key}>{text}</{key}>")
+        else:
+            _xml_items(key, value if isinstance(value, list | tuple) else (value,), out)
+
+
+def _xml_items(key: str, items: Any, out: list[str]) -> None:
+    """The elements of ``key``: one per item (a list or tuple repeats the element)."""
+    open_tag = f"<{key}>"
+    close_tag = f"</{key}>"
+    for item in items:
+        out.append(open_tag)
+        kind = type(item)
+        if kind is int or kind is float:
+            out.append(str(item))
+        elif kind is str:
+            out.append(escape_xml(item))
+        elif kind is Secret:
+            out.append(escape_xml(item.reveal()))
+        elif isinstance(item, Mapping):
+            _xml_fields(item, out)
+        elif isinstance(item, bool):
+            out.append("true" if item else "false")
+        elif isinstance(item, list | tuple):  # repeated elements repeat once, no deeper
+            raise InvalidRequestError(f"{key}: a list inside a list has no XML form")
+        elif item is not None:
+            out.append(escape_xml(str(item)))
+        out.append(close_tag)
 
 
 # --- parsing --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ._codec import (
 )
 from ._errors import DecodeError, HTTPStatusError, InvalidRequestError, api_error_for
 from ._secret import HiddenStr, Secret
+from ._xmlread import UNUSUAL, read_reply
 from .models import Feedback, Match
 from .models._checks import MAX_ID, non_empty_text, positive_id
 
@@ -385,6 +386,10 @@ def decode_reply(
             # outside the except block: the hook's error is not kept as context
             return structure(data, spec.response, fmt, endpoint=spec.name, body=body)
         # anything else, exactly as before (a BOM, an error, another format, no envelope)
+    elif ok_status:  # the usual XML reply, read straight from its elements
+        result = read_reply(body, spec.response)
+        if result is not UNUSUAL:
+            return result
     try:
         envelope = parse(body, fmt, endpoint=spec.name)
     except DecodeError:
