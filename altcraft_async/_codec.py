@@ -749,6 +749,27 @@ def _status_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
     return tuple(vars(TaskStatus)[name].__set__ for name in names)
 
 
+def _status_maker() -> Callable[..., TaskStatus[Any]]:
+    """``TaskStatus(status, progress, result, failure_result)`` made by its slots' setters
+    (:func:`_status_setters`), or its __init__ when they do not fit (for ``_xmlread``)."""
+    setters = _status_setters()
+    if setters is None:
+        return TaskStatus
+    set_status, set_progress, set_result, set_failure = setters
+
+    def new_status(
+        status: str, progress: float | None, result: Any, failure_result: Any = None
+    ) -> TaskStatus[Any]:
+        made: TaskStatus[Any] = object.__new__(TaskStatus)
+        set_status(made, status)
+        set_progress(made, progress)
+        set_result(made, result)
+        set_failure(made, failure_result)
+        return made
+
+    return new_status
+
+
 def _empty_result(result_type: Any) -> Any:
     """What a status that has no result yet holds: an empty tuple or list for a sequence
     result (counters: ``()``), None for anything else."""

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 import attrs
 
 from ._codec import (
-    _MISSING,
     _WHOLE_XML,
     MAX_DEPTH,
     _converter,
@@ -43,6 +42,9 @@ from ._codec import (
 )
 from .models._meta import INFORMATIONAL
 from .models.tasks import FAILURE_STATUSES, SUCCESS_STATUSES, CountersResult, normalize_status
+
+#: A field not (yet) seen in a reply.
+_MISSING: Any = object()
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
