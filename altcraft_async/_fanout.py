@@ -1,9 +1,9 @@
 """Fan-out: refresh many segments or resources at once, outcomes in completion order.
 
-An anyio task group runs the refreshes, a :class:`anyio.CapacityLimiter` keeps at most
+One engine task runs the refreshes, each in an asyncio task of its own, at most
 ``concurrency`` of them in flight (started and not yet finished), and a memory stream hands
-outcomes to the consumer. The task group lives in one engine task, not in the consumer's
-``async for``: a task group must not span a ``yield``, and the engine can be cancelled from
+outcomes to the consumer. The refreshes live under the engine, not in the consumer's
+``async for`` (nothing in flight may span a ``yield``), and the engine can be cancelled from
 anywhere (``aclose()``, leaving an ``async with``, garbage collection of an abandoned
 iterator, or the client's ``aclose()``).
 """
@@ -11,10 +11,12 @@ iterator, or the client's ``aclose()``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal
 
 import anyio
 from attrs import field, frozen
@@ -24,7 +26,6 @@ from ._errors import AltcraftError, InvalidRequestError
 from .models import CountersSnapshot
 
 if TYPE_CHECKING:  # importing anyio's streams costs ~14 ms: only when a fan-out starts
-    import anyio.abc
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 __all__ = ["Failed", "FanOut", "Outcome", "Succeeded"]
@@ -187,34 +188,137 @@ async def _run(
     fail_fast: bool,
     send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
 ) -> None:
-    """The engine: at most ``concurrency`` refreshes in flight, outcomes into ``send``."""
-    limiter = anyio.CapacityLimiter(concurrency)
-    async with send, anyio.create_task_group() as group:
-        for ref in refs:
-            token = object()
-            await limiter.acquire_on_behalf_of(token)
-            group.start_soon(_one, ref, run_one, fail_fast, token, limiter, send, group)
+    """The engine: at most ``concurrency`` refreshes in flight, outcomes into ``send``.
+
+    Pulls a ref only when a place is free for it; when stopped (cancelled, ``fail_fast``, a crash of
+    ``run_one``, or ``refs`` raising), cancels the refreshes in flight and waits for them
+    before it ends, re-raising a crash as itself (not in a group)."""
+    flight = _Flight(run_one, concurrency, fail_fast, send)
+    with send:  # closed at the end, whatever happens: the consumer sees the end
+        try:
+            pending = iter(refs)
+            while True:  # a ref is pulled only once a place is free for it
+                while not flight.free and not flight.stopped:
+                    await flight.changed()
+                if flight.stopped:
+                    break
+                ref = next(pending, _END)
+                if ref is _END:
+                    break
+                flight.start(ref)
+                # one loop turn per start (as a task group's checkpoint did): the replies and
+                # due polls of the refreshes already started get their turn between starts
+                await asyncio.sleep(0)
+            while flight.running:
+                await flight.changed()
+        except BaseException:
+            await flight.settle()
+            raise
+        if flight.crash is not None:
+            raise flight.crash
 
 
-async def _one(
-    ref: RefT,
-    run_one: Callable[[RefT], Awaitable[ResultT]],
-    fail_fast: bool,
-    token: object,
-    limiter: anyio.CapacityLimiter,
-    send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
-    group: anyio.abc.TaskGroup,
-) -> None:
-    outcome: Outcome[RefT, ResultT]
+#: The end of the refs.
+_END: Any = object()
+
+
+class _Flight:
+    """The refreshes of one fan-out in flight, as plain asyncio tasks.
+
+    One asyncio task per refresh and nothing else: a task group's per-task bookkeeping
+    (task state, cancel scope, its sets and weak references, events) would be ~18 more
+    objects per refresh for the garbage collector to walk while 10,000 waits are parked.
+    A refresh's end is handled in :meth:`_finished`, its task's done callback.
+    """
+
+    __slots__ = (
+        "_context",
+        "_fail_fast",
+        "_loop",
+        "_run_one",
+        "_send",
+        "_wake",
+        "crash",
+        "free",
+        "running",
+        "stopped",
+    )
+
+    def __init__(
+        self,
+        run_one: Callable[[RefT], Awaitable[ResultT]],
+        concurrency: int,
+        fail_fast: bool,
+        send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
+    ) -> None:
+        self._run_one: Callable[[Any], Awaitable[Any]] = run_one
+        self._fail_fast = fail_fast
+        self._send: MemoryObjectSendStream[Any] = send
+        self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()  # for the done callbacks: one, not one each
+        self._wake: asyncio.Future[None] | None = None  # the engine waiting for a change
+        self.free = concurrency
+        self.running: set[asyncio.Task[Any]] = set()
+        self.stopped = False
+        self.crash: BaseException | None = None  # run_one raised something else than ours
+
+    def start(self, ref: Any) -> None:
+        task = self._loop.create_task(_one(ref, self._run_one))
+        task.add_done_callback(self._finished, context=self._context)
+        self.running.add(task)
+        self.free -= 1
+
+    async def changed(self) -> None:
+        """Until a refresh ends (or the fan-out is stopped)."""
+        self._wake = wake = self._loop.create_future()
+        try:
+            await wake
+        finally:
+            self._wake = None
+
+    def stop(self) -> None:
+        """Cancel every refresh in flight and start no other."""
+        self.stopped = True
+        for task in self.running:
+            task.cancel()
+        self._notify()
+
+    async def settle(self) -> None:
+        """Stop, and wait until every refresh in flight has ended (cancelling the engine
+        again does not cut this short: nothing may outlive it)."""
+        self.stop()
+        while self.running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.changed()
+
+    def _notify(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def _finished(self, task: asyncio.Task[Outcome[Any, Any]]) -> None:
+        self.running.discard(task)
+        self.free += 1
+        self._notify()
+        if task.cancelled():
+            return
+        crash = task.exception()
+        if crash is not None:  # a bug in run_one, not a failed refresh: the fan-out stops
+            if self.crash is None:
+                self.crash = crash
+            self.stop()
+            return
+        outcome = task.result()
+        try:
+            self._send.send_nowait(outcome)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # the FanOut is gone
+            return
+        if self._fail_fast and outcome.error is not None:
+            self.stop()
+
+
+async def _one(ref: RefT, run_one: Callable[[RefT], Awaitable[ResultT]]) -> Outcome[RefT, ResultT]:
     try:
-        outcome = Succeeded(ref, await run_one(ref))
+        return Succeeded(ref, await run_one(ref))
     except AltcraftError as error:
-        outcome = Failed(ref, error)
-    finally:
-        limiter.release_on_behalf_of(token)
-    try:
-        send.send_nowait(outcome)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # the FanOut is gone
-        return
-    if fail_fast and outcome.error is not None:
-        group.cancel_scope.cancel()
+        return Failed(ref, error)

@@ -553,3 +553,39 @@ async def test_a_crashing_refs_iterable_reaches_the_consumer_and_the_client_stil
                     pass
         await client.aclose()
         assert client.closed and client.connections_in_use() == 0
+
+
+async def test_a_crashing_run_one_stops_the_fan_out_and_reaches_the_consumer_as_itself() -> None:
+    """A bug in the per-ref function (not an AltcraftError, so not a Failed outcome) cancels
+    the refreshes in flight, pulls no other ref and is raised to the consumer, once."""
+
+    class Boom(Exception):
+        pass
+
+    async with env(task_plan=TaskPlan.never()) as (fake, client):
+        refs = segment_refs(fake)
+        pulled = 0
+        started = 0
+
+        def lazy() -> Iterator[SegmentRef]:
+            nonlocal pulled
+            for ref in refs:
+                pulled += 1
+                yield ref
+
+        async def run_one(ref: SegmentRef) -> Any:
+            nonlocal started
+            started += 1
+            if started == 3:
+                raise Boom("a bug")
+            task = await client.segments.refresh_counters(
+                segment_id=ref.segment_id, resource_id=ref.resource_id
+            )
+            return await task.wait()
+
+        with pytest.raises(Boom):
+            async with client._fan_out(lazy(), run_one, concurrency=5, fail_fast=False) as out:
+                async for _ in out:
+                    raise AssertionError("a never-ending task finished")
+        assert 3 <= started <= pulled <= 5
+        await assert_everything_stopped(fake, client)
