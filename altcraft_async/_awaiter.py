@@ -19,6 +19,7 @@ cancel scopes cost about 0.6 KB more per wait and still cancel it from outside a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import inspect
 import json
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is
 
 __all__ = [
     "DEFAULT",
+    "WAIT_BEGINS",
     "PollRegistry",
     "ProgressCallback",
     "SharedPoll",
@@ -82,6 +84,14 @@ _SLIVER = 0.001
 _JITTER = random.Random()
 
 ProgressCallback = Callable[[TaskStatus[Any]], Awaitable[None] | None]
+
+#: Set by a fan-out (``_fanout``) in the context of the refreshes it runs: told, with the
+#: asyncio task, when a refresh's wait begins (its start is then behind it). The fan-out
+#: bounds the refreshes still *starting*, so that thousands of start requests never queue
+#: ahead of the due polls of the refreshes already started.
+WAIT_BEGINS: contextvars.ContextVar[Callable[[asyncio.Task[Any] | None], None] | None] = (
+    contextvars.ContextVar("altcraft_async_wait_begins", default=None)
+)
 
 
 class UseDefault(enum.Enum):
@@ -211,7 +221,7 @@ class PollRegistry:
     ``gate`` lets at most ``polls_at_once`` status requests of the waits go at once.
     """
 
-    __slots__ = ("_polls", "clock", "gate")
+    __slots__ = ("_polls", "clock", "gate", "polls_at_once")
 
     def __init__(
         self, clock: Callable[[], float] = time.monotonic, *, polls_at_once: int = 100
@@ -219,6 +229,7 @@ class PollRegistry:
         self.clock: Callable[[], float] = clock
         self._polls: dict[tuple[str, Any], SharedPoll] = {}
         self.gate = PollGate(polls_at_once)
+        self.polls_at_once = polls_at_once  # the client's max_connections
 
     def __repr__(self) -> str:
         return f"<PollRegistry tasks={len(self._polls)}>"
@@ -349,6 +360,7 @@ class Task(Generic[ResultT, WaitResultT]):
         safety interval (unless ``policy`` is given).
         """
         report = _serial(on_progress)
+        _wait_begins()
         if self._push is None:
             return await self._poll_until_done(timeout, policy, report)
         return await self._race_push_and_poll(self._push, timeout, policy, report)
@@ -424,6 +436,7 @@ class Task(Generic[ResultT, WaitResultT]):
 
         Raises like :meth:`wait` on failure or deadline.
         """
+        _wait_begins()
         waiter, shared = self._join(timeout, policy)
         try:
             while True:
@@ -563,6 +576,13 @@ def remaining(deadline: float | None) -> float | None:
 def _seconds(left: float) -> float | None:
     """``asyncio.timeout``'s delay for ``left`` seconds: None for no deadline."""
     return None if left == math.inf else left
+
+
+def _wait_begins() -> None:
+    """Tell the fan-out running this wait, if any, that its start is done (WAIT_BEGINS)."""
+    begins = WAIT_BEGINS.get()
+    if begins is not None:
+        begins(asyncio.current_task())
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -22,6 +22,7 @@ import anyio
 from attrs import field, frozen
 from typing_extensions import TypeAliasType, TypeVar
 
+from ._awaiter import WAIT_BEGINS
 from ._errors import AltcraftError, InvalidRequestError
 from .models import CountersSnapshot
 
@@ -78,6 +79,7 @@ class FanOut(Generic[RefT, ResultT]):
         concurrency: int,
         fail_fast: bool,
         on_start: Callable[[FanOut[RefT, ResultT]], None],
+        starting_at_once: int | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidRequestError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -88,6 +90,8 @@ class FanOut(Generic[RefT, ResultT]):
         self._refs = refs
         self._run_one = run_one
         self._concurrency = concurrency
+        # refreshes whose wait has not begun yet (their start in flight): the client's pool
+        self._starting_at_once = starting_at_once or concurrency
         self._fail_fast = fail_fast
         self._on_start = on_start
         self._engine: asyncio.Task[None] | None = None
@@ -135,7 +139,14 @@ class FanOut(Generic[RefT, ResultT]):
         send = self._send
         # The engine holds no reference to self: an abandoned FanOut is collected and its
         # __del__ cancels the engine (a bound method here would keep it alive to the end).
-        engine = _run(self._refs, self._run_one, self._concurrency, self._fail_fast, send)
+        engine = _run(
+            self._refs,
+            self._run_one,
+            self._concurrency,
+            self._starting_at_once,
+            self._fail_fast,
+            send,
+        )
         self._engine = asyncio.get_running_loop().create_task(engine)
         self._on_start(self)
 
@@ -185,20 +196,26 @@ async def _run(
     refs: Iterable[RefT],
     run_one: Callable[[RefT], Awaitable[ResultT]],
     concurrency: int,
+    starting_at_once: int,
     fail_fast: bool,
     send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
 ) -> None:
     """The engine: at most ``concurrency`` refreshes in flight, outcomes into ``send``.
 
-    Pulls a ref only when a place is free for it; when stopped (cancelled, ``fail_fast``, a crash of
-    ``run_one``, or ``refs`` raising), cancels the refreshes in flight and waits for them
-    before it ends, re-raising a crash as itself (not in a group)."""
-    flight = _Flight(run_one, concurrency, fail_fast, send)
+    At most ``starting_at_once`` of them still starting (their wait not begun): 10,000
+    start requests queued at once for the client's connections would hold back every due
+    poll of the refreshes already started (their notice came seconds late), and each would
+    hold its built request meanwhile. Pulls a ref only when a place is free for it; when
+    stopped (cancelled, ``fail_fast``, a crash of ``run_one``, or ``refs`` raising), cancels
+    the refreshes in flight and waits for them before it ends, re-raising a crash as itself
+    (not in a group)."""
+    flight = _Flight(run_one, concurrency, starting_at_once, fail_fast, send)
+    WAIT_BEGINS.set(flight.wait_begins)  # in the engine's own context, copied by each refresh
     with send:  # closed at the end, whatever happens: the consumer sees the end
         try:
             pending = iter(refs)
             while True:  # a ref is pulled only once a place is free for it
-                while not flight.free and not flight.stopped:
+                while not flight.room() and not flight.stopped:
                     await flight.changed()
                 if flight.stopped:
                     break
@@ -237,10 +254,12 @@ class _Flight:
         "_loop",
         "_run_one",
         "_send",
+        "_starting_at_once",
         "_wake",
         "crash",
         "free",
         "running",
+        "starting",
         "stopped",
     )
 
@@ -248,6 +267,7 @@ class _Flight:
         self,
         run_one: Callable[[RefT], Awaitable[ResultT]],
         concurrency: int,
+        starting_at_once: int,
         fail_fast: bool,
         send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
     ) -> None:
@@ -258,7 +278,9 @@ class _Flight:
         self._context = contextvars.copy_context()  # for the done callbacks: one, not one each
         self._wake: asyncio.Future[None] | None = None  # the engine waiting for a change
         self.free = concurrency
+        self._starting_at_once = starting_at_once
         self.running: set[asyncio.Task[Any]] = set()
+        self.starting: set[asyncio.Task[Any]] = set()  # running, their wait not begun
         self.stopped = False
         self.crash: BaseException | None = None  # run_one raised something else than ours
 
@@ -266,7 +288,18 @@ class _Flight:
         task = self._loop.create_task(_one(ref, self._run_one))
         task.add_done_callback(self._finished, context=self._context)
         self.running.add(task)
+        self.starting.add(task)
         self.free -= 1
+
+    def room(self) -> bool:
+        """A place free for one more refresh, and for one more start."""
+        return self.free > 0 and len(self.starting) < self._starting_at_once
+
+    def wait_begins(self, task: asyncio.Task[Any] | None) -> None:
+        """WAIT_BEGINS: the refresh run by ``task`` is past its start."""
+        if task in self.starting:
+            self.starting.discard(task)
+            self._notify()
 
     async def changed(self) -> None:
         """Until a refresh ends (or the fan-out is stopped)."""
@@ -298,6 +331,7 @@ class _Flight:
 
     def _finished(self, task: asyncio.Task[Outcome[Any, Any]]) -> None:
         self.running.discard(task)
+        self.starting.discard(task)
         self.free += 1
         self._notify()
         if task.cancelled():
