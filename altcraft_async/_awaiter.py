@@ -19,7 +19,6 @@ cancel scopes cost about 0.6 KB more per wait and still cancel it from outside a
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import enum
 import inspect
 import json
@@ -63,7 +62,7 @@ if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is
 
 __all__ = [
     "DEFAULT",
-    "WAIT_BEGINS",
+    "STARTING",
     "PollRegistry",
     "ProgressCallback",
     "SharedPoll",
@@ -85,13 +84,12 @@ _JITTER = random.Random()
 
 ProgressCallback = Callable[[TaskStatus[Any]], Awaitable[None] | None]
 
-#: Set by a fan-out (``_fanout``) in the context of the refreshes it runs: told, with the
-#: asyncio task, when a refresh's wait begins (its start is then behind it). The fan-out
-#: bounds the refreshes still *starting*, so that thousands of start requests never queue
-#: ahead of the due polls of the refreshes already started.
-WAIT_BEGINS: contextvars.ContextVar[Callable[[asyncio.Task[Any] | None], None] | None] = (
-    contextvars.ContextVar("altcraft_async_wait_begins", default=None)
-)
+#: The refreshes of fan-outs (``_fanout``) still in their start, by their asyncio task: each
+#: told (called with its task) when its wait begins, the start then behind it. A fan-out bounds
+#: the refreshes still *starting*, so that thousands of start requests never queue ahead of
+#: the due polls of the refreshes already started. A dict, not a context variable: a context
+#: variable set for every refresh would cost each a copy of its context's map at every request.
+STARTING: dict[asyncio.Task[Any], Callable[[asyncio.Task[Any]], None]] = {}
 
 
 class UseDefault(enum.Enum):
@@ -588,10 +586,12 @@ def _seconds(left: float) -> float | None:
 
 
 def _wait_begins() -> None:
-    """Tell the fan-out running this wait, if any, that its start is done (WAIT_BEGINS)."""
-    begins = WAIT_BEGINS.get()
-    if begins is not None:
-        begins(asyncio.current_task())
+    """Tell the fan-out running this wait, if any, that its start is done (STARTING)."""
+    if STARTING:
+        task = asyncio.current_task()
+        begins = STARTING.pop(task, None) if task is not None else None
+        if begins is not None:
+            begins(task)  # type: ignore[arg-type]
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -22,7 +22,7 @@ import anyio
 from attrs import field, frozen
 from typing_extensions import TypeAliasType, TypeVar
 
-from ._awaiter import WAIT_BEGINS
+from ._awaiter import STARTING
 from ._errors import AltcraftError, InvalidRequestError
 from .models import CountersSnapshot
 
@@ -210,7 +210,6 @@ async def _run(
     the refreshes in flight and waits for them before it ends, re-raising a crash as itself
     (not in a group)."""
     flight = _Flight(run_one, concurrency, starting_at_once, fail_fast, send)
-    WAIT_BEGINS.set(flight.wait_begins)  # in the engine's own context, copied by each refresh
     with send:  # closed at the end, whatever happens: the consumer sees the end
         try:
             pending = iter(refs)
@@ -255,6 +254,7 @@ class _Flight:
         "_run_one",
         "_send",
         "_starting_at_once",
+        "_wait_begins",
         "_wake",
         "crash",
         "free",
@@ -280,7 +280,8 @@ class _Flight:
         self.free = concurrency
         self._starting_at_once = starting_at_once
         self.running: set[asyncio.Task[Any]] = set()
-        self.starting: set[asyncio.Task[Any]] = set()  # running, their wait not begun
+        self.starting = 0  # refreshes running whose wait has not begun (in STARTING)
+        self._wait_begins = self.wait_begins  # one bound method for every refresh
         self.stopped = False
         self.crash: BaseException | None = None  # run_one raised something else than ours
 
@@ -288,18 +289,18 @@ class _Flight:
         task = self._loop.create_task(_one(ref, self._run_one))
         task.add_done_callback(self._finished, context=self._context)
         self.running.add(task)
-        self.starting.add(task)
+        STARTING[task] = self._wait_begins
+        self.starting += 1
         self.free -= 1
 
     def room(self) -> bool:
         """A place free for one more refresh, and for one more start."""
-        return self.free > 0 and len(self.starting) < self._starting_at_once
+        return self.free > 0 and self.starting < self._starting_at_once
 
-    def wait_begins(self, task: asyncio.Task[Any] | None) -> None:
-        """WAIT_BEGINS: the refresh run by ``task`` is past its start."""
-        if task in self.starting:
-            self.starting.discard(task)
-            self._notify()
+    def wait_begins(self, task: asyncio.Task[Any]) -> None:
+        """STARTING: the refresh run by ``task`` is past its start."""
+        self.starting -= 1
+        self._notify()
 
     async def changed(self) -> None:
         """Until a refresh ends (or the fan-out is stopped)."""
@@ -331,7 +332,8 @@ class _Flight:
 
     def _finished(self, task: asyncio.Task[Outcome[Any, Any]]) -> None:
         self.running.discard(task)
-        self.starting.discard(task)
+        if STARTING.pop(task, None) is not None:  # ended (or was cancelled) in its start
+            self.starting -= 1
         self.free += 1
         self._notify()
         if task.cancelled():
