@@ -108,6 +108,8 @@ def render(results: dict[str, Any]) -> str:
                     "ratio",
                     "floor_ratio",
                     "sdk_to_floor",
+                    "sdk_to_floor_min",
+                    "sdk_to_floor_max",
                     "sdk_cpu_us",
                     "raw_cpu_us",
                     "floor_cpu_us",
