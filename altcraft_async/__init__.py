@@ -28,7 +28,8 @@ Imports flow downward only::
     _waitstate        the awaiter's state machine: each turn's decision, a pure function
     _awaiter          Task handles: single-flight polling, deadlines, push/poll race; the
                       client's PollRegistry (shared polls by task id, the clock)
-    _fanout           refresh_many: anyio task group + CapacityLimiter in one engine task
+    _fanout           refresh_many: one engine task running a task per refresh, bounded
+                      in flight and while starting
     _feedback         FeedbackReceiver (aiohttp.web), imported only when used: matching
                       webhooks to the waits
     _feedback_guard   the receiver's defences: connections bounded in number and time,

@@ -28,7 +28,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
-from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol
 
@@ -63,6 +62,7 @@ if TYPE_CHECKING:  # the receiver imports aiohttp.web: only load it when push is
 
 __all__ = [
     "DEFAULT",
+    "STARTING",
     "PollRegistry",
     "ProgressCallback",
     "SharedPoll",
@@ -83,6 +83,13 @@ _SLIVER = 0.001
 _JITTER = random.Random()
 
 ProgressCallback = Callable[[TaskStatus[Any]], Awaitable[None] | None]
+
+#: The refreshes of fan-outs (``_fanout``) still in their start, by their asyncio task: each
+#: told (called with its task) when its wait begins, the start then behind it. A fan-out bounds
+#: the refreshes still *starting*, so that thousands of start requests never queue ahead of
+#: the due polls of the refreshes already started. A dict, not a context variable: a context
+#: variable set for every refresh would cost each a copy of its context's map at every request.
+STARTING: dict[asyncio.Task[Any], Callable[[asyncio.Task[Any]], None]] = {}
 
 
 class UseDefault(enum.Enum):
@@ -113,7 +120,7 @@ class SharedPoll(PollState):
     """A :class:`PollState` with the means to wake its waiters: the followers' event and the
     leader's sleep, which :meth:`close` cuts short."""
 
-    __slots__ = ("_changed", "_sleep", "kind")
+    __slots__ = ("_changed", "_sleep", "_timer", "kind")
 
     def __init__(self, task_id: str, created: float, kind: TaskKind[Any, Any] = COUNTERS) -> None:
         super().__init__(task_id, created)
@@ -121,6 +128,7 @@ class SharedPoll(PollState):
         self.kind: TaskKind[Any, Any] = kind
         self._changed: asyncio.Event | None = None  # made when somebody waits: saves memory
         self._sleep: asyncio.Future[None] | None = None  # the leader's wait for its next poll
+        self._timer: asyncio.TimerHandle | None = None  # that wait's end
 
     def notify(self) -> None:
         if self._changed is not None:
@@ -132,16 +140,21 @@ class SharedPoll(PollState):
             self._changed = asyncio.Event()
         await self._changed.wait()
 
-    async def sleep(self, delay: float) -> None:
-        """``asyncio.sleep(delay)`` that :meth:`close` can cut short (it costs no more)."""
+    def sleep(self, delay: float) -> asyncio.Future[None]:
+        """A future done after ``delay`` seconds, or at once when :meth:`close` cuts the sleep
+        short. The leader awaits it directly (no coroutine of its own: one object less per
+        parked wait) and then calls :meth:`woke`."""
         loop = asyncio.get_running_loop()
         self._sleep = future = loop.create_future()
-        timer = loop.call_later(delay, _wake, future)
-        try:
-            await future
-        finally:
-            timer.cancel()
-            self._sleep = None
+        self._timer = loop.call_later(delay, _wake, future)
+        return future
+
+    def woke(self) -> None:
+        """The sleep is over (or was cancelled): drop its timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._sleep = None
 
     def end_leading(self) -> None:
         super().end_leading()
@@ -212,7 +225,7 @@ class PollRegistry:
     ``gate`` lets at most ``polls_at_once`` status requests of the waits go at once.
     """
 
-    __slots__ = ("_polls", "clock", "gate")
+    __slots__ = ("_polls", "clock", "gate", "polls_at_once")
 
     def __init__(
         self, clock: Callable[[], float] = time.monotonic, *, polls_at_once: int = 100
@@ -220,6 +233,7 @@ class PollRegistry:
         self.clock: Callable[[], float] = clock
         self._polls: dict[tuple[str, Any], SharedPoll] = {}
         self.gate = PollGate(polls_at_once)
+        self.polls_at_once = polls_at_once  # the client's max_connections
 
     def __repr__(self) -> str:
         return f"<PollRegistry tasks={len(self._polls)}>"
@@ -350,6 +364,7 @@ class Task(Generic[ResultT, WaitResultT]):
         safety interval (unless ``policy`` is given).
         """
         report = _serial(on_progress)
+        _wait_begins()
         if self._push is None:
             return await self._poll_until_done(timeout, policy, report)
         return await self._race_push_and_poll(self._push, timeout, policy, report)
@@ -360,12 +375,18 @@ class Task(Generic[ResultT, WaitResultT]):
         policy: PollPolicy | None,
         report: Callable[[TaskStatus[Any]], Awaitable[None]],
     ) -> WaitResultT:
-        async with aclosing(self.watch(timeout=timeout, policy=policy)) as statuses:
-            async for status in statuses:
-                await report(status)
+        """:meth:`watch`'s loop without its async generator (three objects fewer per parked
+        wait, none made per status): each status shown is reported, the success returned."""
+        waiter, shared = self._join(timeout, policy)
+        try:
+            while True:
+                status = await self._next_news(shared, waiter)
+                if report is not _ignore:
+                    await report(status)
                 if status.succeeded:
                     return self.task_kind.deliver(status.result)
-        raise AssertionError("watch() ended without a terminal status")  # pragma: no cover
+        finally:
+            self._polls.leave(shared)
 
     async def _race_push_and_poll(
         self,
@@ -419,31 +440,47 @@ class Task(Generic[ResultT, WaitResultT]):
 
         Raises like :meth:`wait` on failure or deadline.
         """
-        policy = policy or self._source.default_poll_policy
-        clock = self._polls.clock
-        waiter = Waiter.start(policy, wait_limit(timeout, policy), clock())
-        shared = self._polls.join(self.task_id, self._created_monotonic, self.task_kind)
+        _wait_begins()
+        waiter, shared = self._join(timeout, policy)
         try:
-            while True:  # each turn: ask what to do (_waitstate.decide), then do it
-                match decide(shared, waiter, clock(), _JITTER.random()):
-                    case Deliver() as news:
-                        waiter.catch_up(news)
-                        if news.show:
-                            yield news.status
-                        if news.status.succeeded:
-                            return
-                    case Fail(error=error):
-                        raise error
-                    case TimeOut() as out:
-                        raise self._timed_out(out) from out.cause
-                    case turn:  # Lead, PollSooner or Follow, until the deadline at most
-                        try:
-                            async with asyncio.timeout(_seconds(waiter.deadline - clock())):
-                                await self._take_turn(shared, turn)
-                        except TimeoutError:
-                            pass  # the next turn decides TimeOut
+            while True:
+                status = await self._next_news(shared, waiter)
+                yield status
+                if status.succeeded:
+                    return
         finally:
             self._polls.leave(shared)
+
+    def _join(
+        self, timeout: float | UseDefault | None, policy: PollPolicy | None
+    ) -> tuple[Waiter, SharedPoll]:
+        """A new wait's own state, and the shared poll of its task (left by the caller)."""
+        policy = policy or self._source.default_poll_policy
+        waiter = Waiter.start(policy, wait_limit(timeout, policy), self._polls.clock())
+        return waiter, self._polls.join(self.task_id, self._created_monotonic, self.task_kind)
+
+    async def _next_news(self, shared: SharedPoll, waiter: Waiter) -> TaskStatus[Any]:
+        """Take turns (_waitstate.decide, then do it) until a status to show: return it; a
+        failure, the deadline or the client closing raise."""
+        clock = self._polls.clock
+        while True:
+            match decide(shared, waiter, clock(), _JITTER.random()):
+                case Deliver() as news:
+                    waiter.catch_up(news)
+                    if news.show:
+                        return news.status
+                case Fail(error=error):
+                    raise error
+                case TimeOut() as out:
+                    raise self._timed_out(out) from out.cause
+                case Lead(poll_at=poll_at):
+                    await self._lead(shared, poll_at, waiter.deadline)
+                case turn:  # PollSooner or Follow, until the deadline at most
+                    try:
+                        async with asyncio.timeout(_seconds(waiter.deadline - clock())):
+                            await self._take_turn(shared, turn)
+                    except TimeoutError:
+                        pass  # the next turn decides TimeOut
 
     def _timed_out(self, out: TimeOut) -> TaskTimeoutError:
         latest = out.latest
@@ -456,25 +493,36 @@ class Task(Generic[ResultT, WaitResultT]):
         )
 
     def _take_turn(
-        self, shared: SharedPoll, turn: Lead | PollSooner | Follow
+        self, shared: SharedPoll, turn: PollSooner | Follow
     ) -> Coroutine[Any, Any, None]:
-        """What to await for this turn: lead the poll, poll sooner, or wait for news (a plain
-        function: one coroutine frame less for every parked wait)."""
-        if isinstance(turn, Lead):
-            return self._lead(shared, turn.poll_at)
+        """What to await for this turn: poll sooner, or wait for news (a plain function: one
+        coroutine frame less for every parked wait)."""
         if isinstance(turn, PollSooner):
             return self._poll_sooner(shared, turn.due)
         return shared.changed()
 
-    async def _lead(self, shared: SharedPoll, poll_at: float) -> None:
-        """Sleep until ``poll_at`` and poll for every waiter (unless the wait ended)."""
+    async def _lead(self, shared: SharedPoll, poll_at: float, deadline: float) -> None:
+        """Sleep until ``poll_at`` and poll for every waiter (unless the wait ended), all
+        before ``deadline`` (the next turn then decides TimeOut).
+
+        The sleep itself stops at the deadline: only the poll runs under an
+        ``asyncio.timeout``, so a parked leader holds one timer, not two."""
+        clock = self._polls.clock
         shared.begin_leading(poll_at)
         try:
-            delay = poll_at - self._polls.clock()
+            delay = min(poll_at, deadline) - clock()
             if delay > 0:
-                await shared.sleep(delay)
-            if shared.error is None:
-                await self._poll(shared)
+                try:
+                    await shared.sleep(delay)
+                finally:
+                    shared.woke()
+            if shared.error is not None or poll_at > deadline:
+                return
+            try:
+                async with asyncio.timeout(_seconds(deadline - clock())):
+                    await self._poll(shared)
+            except TimeoutError:
+                pass
         finally:
             shared.end_leading()
 
@@ -535,6 +583,15 @@ def remaining(deadline: float | None) -> float | None:
 def _seconds(left: float) -> float | None:
     """``asyncio.timeout``'s delay for ``left`` seconds: None for no deadline."""
     return None if left == math.inf else left
+
+
+def _wait_begins() -> None:
+    """Tell the fan-out running this wait, if any, that its start is done (STARTING)."""
+    if STARTING:
+        task = asyncio.current_task()
+        begins = STARTING.pop(task, None) if task is not None else None
+        if begins is not None:
+            begins(task)  # type: ignore[arg-type]
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -502,6 +502,7 @@ class AltcraftClient:
             concurrency=concurrency,
             fail_fast=fail_fast,
             on_start=self._fanouts.add,
+            starting_at_once=self._polls.polls_at_once,
         )
 
 

@@ -1,9 +1,9 @@
 """Fan-out: refresh many segments or resources at once, outcomes in completion order.
 
-An anyio task group runs the refreshes, a :class:`anyio.CapacityLimiter` keeps at most
+One engine task runs the refreshes, each in an asyncio task of its own, at most
 ``concurrency`` of them in flight (started and not yet finished), and a memory stream hands
-outcomes to the consumer. The task group lives in one engine task, not in the consumer's
-``async for``: a task group must not span a ``yield``, and the engine can be cancelled from
+outcomes to the consumer. The refreshes live under the engine, not in the consumer's
+``async for`` (nothing in flight may span a ``yield``), and the engine can be cancelled from
 anywhere (``aclose()``, leaving an ``async with``, garbage collection of an abandoned
 iterator, or the client's ``aclose()``).
 """
@@ -11,20 +11,22 @@ iterator, or the client's ``aclose()``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal
 
 import anyio
 from attrs import field, frozen
 from typing_extensions import TypeAliasType, TypeVar
 
+from ._awaiter import STARTING
 from ._errors import AltcraftError, InvalidRequestError
 from .models import CountersSnapshot
 
 if TYPE_CHECKING:  # importing anyio's streams costs ~14 ms: only when a fan-out starts
-    import anyio.abc
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 __all__ = ["Failed", "FanOut", "Outcome", "Succeeded"]
@@ -77,6 +79,7 @@ class FanOut(Generic[RefT, ResultT]):
         concurrency: int,
         fail_fast: bool,
         on_start: Callable[[FanOut[RefT, ResultT]], None],
+        starting_at_once: int | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidRequestError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -87,6 +90,8 @@ class FanOut(Generic[RefT, ResultT]):
         self._refs = refs
         self._run_one = run_one
         self._concurrency = concurrency
+        # refreshes whose wait has not begun yet (their start in flight): the client's pool
+        self._starting_at_once = starting_at_once or concurrency
         self._fail_fast = fail_fast
         self._on_start = on_start
         self._engine: asyncio.Task[None] | None = None
@@ -134,7 +139,14 @@ class FanOut(Generic[RefT, ResultT]):
         send = self._send
         # The engine holds no reference to self: an abandoned FanOut is collected and its
         # __del__ cancels the engine (a bound method here would keep it alive to the end).
-        engine = _run(self._refs, self._run_one, self._concurrency, self._fail_fast, send)
+        engine = _run(
+            self._refs,
+            self._run_one,
+            self._concurrency,
+            self._starting_at_once,
+            self._fail_fast,
+            send,
+        )
         self._engine = asyncio.get_running_loop().create_task(engine)
         self._on_start(self)
 
@@ -184,37 +196,165 @@ async def _run(
     refs: Iterable[RefT],
     run_one: Callable[[RefT], Awaitable[ResultT]],
     concurrency: int,
+    starting_at_once: int,
     fail_fast: bool,
     send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
 ) -> None:
-    """The engine: at most ``concurrency`` refreshes in flight, outcomes into ``send``."""
-    limiter = anyio.CapacityLimiter(concurrency)
-    async with send, anyio.create_task_group() as group:
-        for ref in refs:
-            token = object()
-            await limiter.acquire_on_behalf_of(token)
-            group.start_soon(_one, ref, run_one, fail_fast, token, limiter, send, group)
+    """The engine: at most ``concurrency`` refreshes in flight, outcomes into ``send``.
+
+    At most ``starting_at_once`` of them still starting (their wait not begun): 10,000
+    start requests queued at once for the client's connections would hold back every due
+    poll of the refreshes already started (their notice came seconds late), and each would
+    hold its built request meanwhile. Pulls a ref only when a place is free for it; when
+    stopped (cancelled, ``fail_fast``, a crash of ``run_one``, or ``refs`` raising), cancels
+    the refreshes in flight and waits for them before it ends, re-raising a crash as itself
+    (not in a group)."""
+    flight = _Flight(run_one, concurrency, starting_at_once, fail_fast, send)
+    with send:  # closed at the end, whatever happens: the consumer sees the end
+        try:
+            pending = iter(refs)
+            while True:  # a ref is pulled only once a place is free for it
+                while not flight.room() and not flight.stopped:
+                    await flight.changed()
+                if flight.stopped:
+                    break
+                ref = next(pending, _END)
+                if ref is _END:
+                    break
+                flight.start(ref)
+                # one loop turn per start (as a task group's checkpoint did): the replies and
+                # due polls of the refreshes already started get their turn between starts
+                await asyncio.sleep(0)
+            while flight.running:
+                await flight.changed()
+        except BaseException:
+            await flight.settle()
+            raise
+        if flight.crash is not None:
+            raise flight.crash
 
 
-async def _one(
-    ref: RefT,
-    run_one: Callable[[RefT], Awaitable[ResultT]],
-    fail_fast: bool,
-    token: object,
-    limiter: anyio.CapacityLimiter,
-    send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
-    group: anyio.abc.TaskGroup,
-) -> None:
-    outcome: Outcome[RefT, ResultT]
+#: The end of the refs.
+_END: Any = object()
+
+
+class _Flight:
+    """The refreshes of one fan-out in flight, as plain asyncio tasks.
+
+    One asyncio task per refresh and nothing else: a task group's per-task bookkeeping
+    (task state, cancel scope, its sets and weak references, events) would be ~18 more
+    objects per refresh for the garbage collector to walk while 10,000 waits are parked.
+    A refresh's end is handled in :meth:`_finished`, its task's done callback.
+    """
+
+    __slots__ = (
+        "_context",
+        "_fail_fast",
+        "_loop",
+        "_run_one",
+        "_send",
+        "_starting_at_once",
+        "_wait_begins",
+        "_wake",
+        "crash",
+        "free",
+        "running",
+        "starting",
+        "stopped",
+    )
+
+    def __init__(
+        self,
+        run_one: Callable[[RefT], Awaitable[ResultT]],
+        concurrency: int,
+        starting_at_once: int,
+        fail_fast: bool,
+        send: MemoryObjectSendStream[Outcome[RefT, ResultT]],
+    ) -> None:
+        self._run_one: Callable[[Any], Awaitable[Any]] = run_one
+        self._fail_fast = fail_fast
+        self._send: MemoryObjectSendStream[Any] = send
+        self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()  # for the done callbacks: one, not one each
+        self._wake: asyncio.Future[None] | None = None  # the engine waiting for a change
+        self.free = concurrency
+        self._starting_at_once = starting_at_once
+        self.running: set[asyncio.Task[Any]] = set()
+        self.starting = 0  # refreshes running whose wait has not begun (in STARTING)
+        self._wait_begins = self.wait_begins  # one bound method for every refresh
+        self.stopped = False
+        self.crash: BaseException | None = None  # run_one raised something else than ours
+
+    def start(self, ref: Any) -> None:
+        task = self._loop.create_task(_one(ref, self._run_one))
+        task.add_done_callback(self._finished, context=self._context)
+        self.running.add(task)
+        STARTING[task] = self._wait_begins
+        self.starting += 1
+        self.free -= 1
+
+    def room(self) -> bool:
+        """A place free for one more refresh, and for one more start."""
+        return self.free > 0 and self.starting < self._starting_at_once
+
+    def wait_begins(self, task: asyncio.Task[Any]) -> None:
+        """STARTING: the refresh run by ``task`` is past its start."""
+        self.starting -= 1
+        self._notify()
+
+    async def changed(self) -> None:
+        """Until a refresh ends (or the fan-out is stopped)."""
+        self._wake = wake = self._loop.create_future()
+        try:
+            await wake
+        finally:
+            self._wake = None
+
+    def stop(self) -> None:
+        """Cancel every refresh in flight and start no other."""
+        self.stopped = True
+        for task in self.running:
+            task.cancel()
+        self._notify()
+
+    async def settle(self) -> None:
+        """Stop, and wait until every refresh in flight has ended (cancelling the engine
+        again does not cut this short: nothing may outlive it)."""
+        self.stop()
+        while self.running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.changed()
+
+    def _notify(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def _finished(self, task: asyncio.Task[Outcome[Any, Any]]) -> None:
+        self.running.discard(task)
+        if STARTING.pop(task, None) is not None:  # ended (or was cancelled) in its start
+            self.starting -= 1
+        self.free += 1
+        self._notify()
+        if task.cancelled():
+            return
+        crash = task.exception()
+        if crash is not None:  # a bug in run_one, not a failed refresh: the fan-out stops
+            if self.crash is None:
+                self.crash = crash
+            self.stop()
+            return
+        outcome = task.result()
+        try:
+            self._send.send_nowait(outcome)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # the FanOut is gone
+            return
+        if self._fail_fast and outcome.error is not None:
+            self.stop()
+
+
+async def _one(ref: RefT, run_one: Callable[[RefT], Awaitable[ResultT]]) -> Outcome[RefT, ResultT]:
     try:
-        outcome = Succeeded(ref, await run_one(ref))
+        return Succeeded(ref, await run_one(ref))
     except AltcraftError as error:
-        outcome = Failed(ref, error)
-    finally:
-        limiter.release_on_behalf_of(token)
-    try:
-        send.send_nowait(outcome)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):  # the FanOut is gone
-        return
-    if fail_fast and outcome.error is not None:
-        group.cancel_scope.cancel()
+        return Failed(ref, error)

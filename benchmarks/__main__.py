@@ -108,6 +108,8 @@ def render(results: dict[str, Any]) -> str:
                     "ratio",
                     "floor_ratio",
                     "sdk_to_floor",
+                    "sdk_to_floor_min",
+                    "sdk_to_floor_max",
                     "sdk_cpu_us",
                     "raw_cpu_us",
                     "floor_cpu_us",
@@ -124,6 +126,7 @@ def render(results: dict[str, Any]) -> str:
                     "policy",
                     "client_cpu_ms_per_task",
                     "client_utilisation",
+                    "client_cpu_ms_per_task_gc_tuned",
                     "wall_s",
                     "longest_task_s",
                     "wall_over_longest",
@@ -223,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             raw_probe_from=max(sizes.fanout_sizes) if name != "quick" else 10**9,
             raw_probe_s=sizes.raw_probe_s,
             duration_scale=sizes.fanout_duration_scale,
+            gc_tuned_from=max(sizes.fanout_sizes) if name != "quick" else 10**9,
             log=log,
         )
     if "memory" in sections:

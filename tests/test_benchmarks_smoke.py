@@ -47,6 +47,7 @@ def test_smoke_run_prints_every_row_and_writes_the_json(tmp_path: Path) -> None:
         assert set(row) >= OVERHEAD_KEYS
         assert row["sdk_rps"] > 0 and row["raw_rps"] > 0 and row["ratio"] > 0
         assert row["floor_rps"] > 0 and row["floor_ratio"] > 0
+        assert row["sdk_to_floor"] > 0  # issue 17's column: SDK over floor, same rounds
 
     fanout = results["fanout"]
     assert {row["policy"] for row in fanout} == {"default", "fixed-1s", "exponential", "push"}
@@ -56,6 +57,10 @@ def test_smoke_run_prints_every_row_and_writes_the_json(tmp_path: Path) -> None:
         assert row["requests_per_task"] >= 1 and row["notice_p95_s"] is not None
         if row["policy"] != "push":  # push is noticed by webhook: it may need no poll at all
             assert row["polls_per_task"] >= 1
+    # the largest default row ran a second time with the collector tuned (docs/guides/fan-out.md)
+    (tuned,) = [row for row in fanout if "client_cpu_ms_per_task_gc_tuned" in row]
+    assert tuned["policy"] == "default" and tuned["client_cpu_ms_per_task_gc_tuned"] > 0
+    assert tuned["polls_per_task_gc_tuned"] >= 1
 
     memory = results["memory"]
     assert {"tasks", "bytes_per_task"} <= set(memory) and memory["bytes_per_task"] > 0

@@ -553,3 +553,80 @@ async def test_a_crashing_refs_iterable_reaches_the_consumer_and_the_client_stil
                     pass
         await client.aclose()
         assert client.closed and client.connections_in_use() == 0
+
+
+async def test_a_crashing_run_one_stops_the_fan_out_and_reaches_the_consumer_as_itself() -> None:
+    """A bug in the per-ref function (not an AltcraftError, so not a Failed outcome) cancels
+    the refreshes in flight, pulls no other ref and is raised to the consumer, once."""
+
+    class Boom(Exception):
+        pass
+
+    async with env(task_plan=TaskPlan.never()) as (fake, client):
+        refs = segment_refs(fake)
+        pulled = 0
+        started = 0
+
+        def lazy() -> Iterator[SegmentRef]:
+            nonlocal pulled
+            for ref in refs:
+                pulled += 1
+                yield ref
+
+        async def run_one(ref: SegmentRef) -> Any:
+            nonlocal started
+            started += 1
+            if started == 3:
+                raise Boom("a bug")
+            task = await client.segments.refresh_counters(
+                segment_id=ref.segment_id, resource_id=ref.resource_id
+            )
+            return await task.wait()
+
+        with pytest.raises(Boom):
+            async with client._fan_out(lazy(), run_one, concurrency=5, fail_fast=False) as out:
+                async for _ in out:
+                    raise AssertionError("a never-ending task finished")
+        assert 3 <= started <= pulled <= 5
+        await assert_everything_stopped(fake, client)
+
+
+async def test_refreshes_still_starting_are_bounded_by_the_pool_not_the_waits() -> None:
+    """At most max_connections refreshes of a fan-out are in their start at once (the rest
+    are not launched yet, so their start requests never queue ahead of due polls), while
+    waits, which cost no connection while parked, run up to ``concurrency``."""
+    retry = RetryPolicy(attempts=2, backoff=Backoff(initial=0.005, max_interval=0.01))
+    fake = FakeAltcraft.seeded(profiles=100, segments=30, resources=1)
+    fake.plan_tasks(TaskPlan.after_polls(2))
+    starting = waiting = most_starting = most_waiting = 0
+    async with (
+        fake,
+        AltcraftClient(
+            fake.url, token=fake.token, poll=FAST, retry=retry, max_connections=3
+        ) as client,
+    ):
+
+        async def run_one(ref: SegmentRef) -> Any:
+            nonlocal starting, waiting, most_starting, most_waiting
+            starting += 1
+            most_starting = max(most_starting, starting)
+            try:
+                task = await client.segments.refresh_counters(
+                    segment_id=ref.segment_id,
+                    resource_id=ref.resource_id,
+                    database_id=ref.database_id,
+                )
+            finally:
+                starting -= 1
+            waiting += 1
+            most_waiting = max(most_waiting, waiting)
+            try:
+                return await task.wait()
+            finally:
+                waiting -= 1
+
+        refs = segment_refs(fake)
+        async with client._fan_out(refs, run_one, concurrency=30, fail_fast=False) as out:
+            outcomes = [outcome async for outcome in out]
+    assert len(outcomes) == 30 and all(outcome.ok for outcome in outcomes)
+    assert most_starting <= 3 < most_waiting
