@@ -232,8 +232,8 @@ class PollRegistry:
     ) -> None:
         self.clock: Callable[[], float] = clock
         self._polls: dict[tuple[str, Any], SharedPoll] = {}
-        self.gate = PollGate(polls_at_once)
-        self.polls_at_once = polls_at_once  # the client's max_connections
+        self.gate: PollGate = PollGate(polls_at_once)
+        self.polls_at_once: int = polls_at_once  # the client's max_connections
 
     def __repr__(self) -> str:
         return f"<PollRegistry tasks={len(self._polls)}>"

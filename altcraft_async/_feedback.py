@@ -111,6 +111,10 @@ class FeedbackReceiver:
     ``max_connections`` bounds the connections open at once (standalone server).
     """
 
+    #: Callbacks that resolved a wait (a subclass may count more); callbacks refused.
+    received: int
+    rejected: int
+
     def __init__(
         self,
         host: str = "127.0.0.1",

@@ -134,12 +134,12 @@ class PrepaidSlot:
     __slots__ = ("due", "handed_at", "paced_at", "passed", "spent", "until")
 
     def __init__(self, paced_at: float, due: float, handed_at: float, until: float) -> None:
-        self.paced_at = paced_at
-        self.due = due
-        self.handed_at = handed_at
-        self.until = until
-        self.spent = False
-        self.passed = False
+        self.paced_at: float = paced_at
+        self.due: float = due
+        self.handed_at: float = handed_at
+        self.until: float = until
+        self.spent: bool = False
+        self.passed: bool = False
 
     def __repr__(self) -> str:
         return f"<PrepaidSlot due={self.due:.3f} spent={self.spent} passed={self.passed}>"
