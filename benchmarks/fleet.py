@@ -132,6 +132,7 @@ async def _run(
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
         after = int((await redis.info("stats"))["total_commands_processed"])
+        unknown = await run.unknown()  # after the count: reading them is not the run's work
         stats = get_json(fake.url("CONTROL") + "/stats")
         starts = Counter(get_json(fake.url("CONTROL") + "/starts"))
         arrived = get_json(fake.url("CONTROL") + "/arrivals")
@@ -152,6 +153,9 @@ async def _run(
             "max_in_flight": MAX_IN_FLIGHT,
             "peak_in_flight": max(in_flight),
             "unknown": progress.unknown,
+            # of those, how many starts the fake did get (the rest were never sent), and why
+            "unknown_started": sum(starts[str(o.ref.segment_id)] > 0 for o in unknown),
+            "unknown_why": dict(Counter(o.detail.split(" (")[0][:60] for o in unknown)),
             "done": progress.done,
             "peak_sent_1s": _peak(sent),
             "peak_arrived_1s": _peak(arrived),
@@ -177,12 +181,15 @@ def run_fleet(mode: str, log: Any) -> dict[str, Any]:
 def main(mode: str, json_path: Path | None) -> int:
     """The fleet row, printed as a table (and written to ``json_path``)."""
     row = run_fleet(mode, lambda line: print(line, file=sys.stderr, flush=True))
-    columns = list(row)
+    why = row["unknown_why"]
+    columns = [column for column in row if column != "unknown_why"]
     cells = [str(row[column]) for column in columns]
     widths = [max(len(c), len(v)) for c, v in zip(columns, cells, strict=True)]
     print("Fleet: arq workers against FakeAltcraft, one rate in Redis")
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
     print("  ".join(v.rjust(w) for v, w in zip(cells, widths, strict=True)))
+    for detail, count in why.items():
+        print(f"  unknown x{count}: {detail}")
     if json_path is not None:
         json_path.write_text(json.dumps({"fleet": row}, indent=2) + "\n")
     return 0
