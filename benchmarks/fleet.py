@@ -155,7 +155,7 @@ async def _run(
             "unknown": progress.unknown,
             # of those, how many starts the fake did get (the rest were never sent), and why
             "unknown_started": sum(starts[str(o.ref.segment_id)] > 0 for o in unknown),
-            "unknown_why": dict(Counter(o.detail.split(" (")[0][:60] for o in unknown)),
+            "unknown_why": dict(Counter(o.detail[:120] for o in unknown)),
             "done": progress.done,
             "peak_sent_1s": _peak(sent),
             "peak_arrived_1s": _peak(arrived),
