@@ -311,13 +311,16 @@ class AiohttpTransport:
         if self._user_agent is not None:
             headers = {**headers, "User-Agent": self._user_agent}
         try:
-            async with session.post(
+            # awaited, not entered: ``async with`` adds four coroutines a call (the context
+            # managers' of the request and of the response) for what release() does
+            response = await session.post(
                 request.url,
                 data=aiohttp.BytesPayload(request.body),
                 headers=headers,
                 timeout=client_timeout,
                 allow_redirects=False,
-            ) as response:
+            )
+            try:
                 status, reply_headers = progress.status, progress.headers = (
                     response.status,
                     response.headers,
@@ -333,10 +336,12 @@ class AiohttpTransport:
                     body = await response.read()
                 else:
                     body = await self._read_body(response, endpoint)
-                # HTTPResponse(status, reply_headers, body) without the call of its __init__
-                reply = _new(HTTPResponse)
-                reply.status, reply.headers, reply.body = status, reply_headers, body
-                return reply
+            finally:
+                response.release()  # the connection back to the pool, or closed if unread
+            # HTTPResponse(status, reply_headers, body) without the call of its __init__
+            reply = _new(HTTPResponse)
+            reply.status, reply.headers, reply.body = status, reply_headers, body
+            return reply
         except DecodeError as error:  # the reply is over max_response_size
             failure: AltcraftError = error.with_traceback(None)
         except Exception as exc:
