@@ -234,8 +234,8 @@ class AiohttpTransport:
         self._ssl = ssl
         self._trace_configs = list(trace_configs)
         self._headers = dict(headers or {})
-        #: A User-Agent of the caller's, put over the one each request carries (the client's)
-        self._user_agent = next(
+        #: A User-Agent of the caller's, put over the one a request carries (the client's)
+        self.user_agent: str | None = next(
             (value for key, value in self._headers.items() if key.lower() == "user-agent"), None
         )
         self._session = session
@@ -316,8 +316,11 @@ class AiohttpTransport:
             client_timeout = self._client_timeout = aiohttp.ClientTimeout(total=timeout)
         endpoint = request.endpoint
         headers = request.headers
-        if self._user_agent is not None:
-            headers = {**headers, "User-Agent": self._user_agent}
+        agent = self.user_agent
+        # a client's send path puts it in the headers it shares (one dict per token): then
+        # nothing is merged per call
+        if agent is not None and headers.get("User-Agent") != agent:
+            headers = {**headers, "User-Agent": agent}
         try:
             # awaited, not entered: ``async with`` adds four coroutines a call (the context
             # managers' of the request and of the response) for what release() does
