@@ -206,7 +206,8 @@ class AltcraftClient:
             rate_limiter=rate_limiter,
             hooks=hooks,
             secrets=(secret, admin_secret),
-            headers={"User-Agent": _user_agent(headers)},
+            # an AiohttpTransport's own User-Agent wins: requests carry it from the start
+            headers={"User-Agent": _agent_of(transport) or _user_agent(headers)},
         )
         self._polls = PollRegistry(polls_at_once=max_connections)
         #: Refreshes join a running one of the same thing (api._coalesce) unless told not to.
@@ -521,6 +522,11 @@ def _url_from_env() -> str:
     if not url:
         raise InvalidRequestError(f"base_url is missing: pass it or set {URL_ENV}")
     return url
+
+
+def _agent_of(transport: AsyncTransport) -> str | None:
+    """The User-Agent an :class:`AiohttpTransport` was given in its headers, if any."""
+    return transport.user_agent if isinstance(transport, AiohttpTransport) else None
 
 
 def _user_agent(headers: Mapping[str, str] | None) -> str:

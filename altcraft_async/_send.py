@@ -38,7 +38,6 @@ from ._sansio import Auth, EndpointSpec, decode_reply
 from ._scrub import Scrubber
 from ._secret import Secret
 from ._transport import (
-    CURRENT_SEND,
     AsyncTransport,
     HTTPRequest,
     HTTPResponse,
@@ -353,7 +352,7 @@ class _Call:
                     waits._free -= 1
                 response: HTTPResponse | None = None
                 failure: AltcraftError | None = None
-                progress = SendProgress()
+                request.progress = progress = SendProgress()
                 debug = logger.isEnabledFor(logging.DEBUG)
                 timed = debug or hooks.response  # the try is shown, or reported
                 try:
@@ -361,7 +360,6 @@ class _Call:
                         event = RequestEvent(spec.name, request.url, number + 1)
                         await emit(hooks.request, event)
                     started = time.monotonic() if timed else 0.0
-                    reset = CURRENT_SEND.set(progress)
                     try:
                         response = await path.transport.send(request, timeout=timeout)
                     except AltcraftError as error:
@@ -370,7 +368,6 @@ class _Call:
                         # locals may hold the transport's)
                         failure = _without_secrets(path._scrub, error).with_traceback(None)
                     finally:
-                        CURRENT_SEND.reset(reset)
                         if attempt is not None:  # for a deadline that cuts the try short
                             attempt.sent = progress.sent is not False
                 finally:

@@ -6,11 +6,11 @@ bytes, and when it gets no reply it raises one of our :class:`TransportError` (i
 tells whether the request may have reached the server). :class:`AiohttpTransport` is the only
 user of ``aiohttp.ClientSession`` in the SDK; ``testing.MockTransport`` answers from a function.
 
-How far a try got is recorded in a :class:`SendProgress` that the caller puts in
-:data:`CURRENT_SEND` around ``send``: a transport that can tell marks whether the request was
-written (:class:`AiohttpTransport` through its aiohttp request class, whose ``send`` starts
-writing on a connected socket) and the status of a reply whose body it could not read,
-so that a try cut short from outside (a deadline) still says whether it was sent.
+How far a try got is recorded in the :class:`SendProgress` that the caller puts on the
+request (``HTTPRequest.progress``) before ``send``: a transport that can tell marks whether the
+request was written (:class:`AiohttpTransport` through the body it hands aiohttp, which marks
+it when aiohttp starts writing it) and the status of a reply whose body it could not read, so
+that a try cut short from outside (a deadline) still says whether it was sent.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -37,7 +36,6 @@ from ._scrub import Scrubber
 from ._secret import Secret
 
 __all__ = [
-    "CURRENT_SEND",
     "DEFAULT_MAX_RESPONSE_SIZE",
     "AiohttpTransport",
     "AsyncTransport",
@@ -52,12 +50,32 @@ __all__ = [
 DEFAULT_MAX_RESPONSE_SIZE = 8 * 1024 * 1024
 
 
+class SendProgress:
+    """How far one send got, for whoever cuts it short.
+
+    ``sent``: True once the request may have reached the server, False while it provably has
+    not, None when the transport does not tell (then it must be assumed sent). ``status`` and
+    ``headers``: of a reply whose status line arrived but whose body could not be read.
+    """
+
+    # Class-level defaults and no __init__: made on every try, as cheaply as an object can be.
+    sent: bool | None = None
+    status: int | None = None
+    headers: Mapping[str, str] = MappingProxyType({})
+
+    @property
+    def may_have_sent(self) -> bool:
+        return self.sent is not False
+
+
 class HTTPRequest:
     """One request as it goes on the wire. ``headers`` and ``body`` may hold the token, so the
     repr shows neither (error trackers render every frame's locals by their repr).
-    ``endpoint`` is a label for messages (``segments.get_counters``), nothing more."""
+    ``endpoint`` is a label for messages (``segments.get_counters``), nothing more.
+    ``progress``: where a transport that can tell records how far the send got (a client's
+    send path puts a fresh one there before each try; None: nobody asks)."""
 
-    __slots__ = ("body", "endpoint", "headers", "method", "url")
+    __slots__ = ("body", "endpoint", "headers", "method", "progress", "url")
 
     def __init__(
         self,
@@ -73,6 +91,7 @@ class HTTPRequest:
         self.headers: Mapping[str, str] = headers
         self.body: bytes = body
         self.endpoint: str = endpoint
+        self.progress: SendProgress | None = None
 
     def __repr__(self) -> str:
         return f"<HTTPRequest {self.method} {self.url} ({len(self.body)} bytes, hidden)>"
@@ -109,29 +128,6 @@ class AsyncTransport(Protocol):
     async def send(self, request: HTTPRequest, *, timeout: float) -> HTTPResponse: ...
 
     async def aclose(self) -> None: ...
-
-
-class SendProgress:
-    """How far one send got, for whoever cuts it short.
-
-    ``sent``: True once the request may have reached the server, False while it provably has
-    not, None when the transport does not tell (then it must be assumed sent). ``status`` and
-    ``headers``: of a reply whose status line arrived but whose body could not be read.
-    """
-
-    # Class-level defaults and no __init__: made on every try, as cheaply as an object can be.
-    sent: bool | None = None
-    status: int | None = None
-    headers: Mapping[str, str] = MappingProxyType({})
-
-    @property
-    def may_have_sent(self) -> bool:
-        return self.sent is not False
-
-
-#: The send in progress in this task; read by the transport (and its request class, which
-#: aiohttp calls in the same task).
-CURRENT_SEND: ContextVar[SendProgress | None] = ContextVar("altcraft_async_send", default=None)
 
 
 def closed_error(endpoint: str, *, sent: bool = False) -> ClientClosedError:
@@ -175,21 +171,50 @@ class LoopBinding:
             return True
 
 
-class _MarkingRequest(aiohttp.ClientRequest):
-    """aiohttp's request, which marks the send in progress (:data:`CURRENT_SEND`) as possibly
-    sent when aiohttp starts writing it on a connection it holds: ``send`` is where the
-    request line and headers are written, after the connect phase, in the caller's task.
+class _MarkedBody(aiohttp.BytesPayload):
+    """A request body that marks its send (``progress``) as possibly sent when aiohttp starts
+    writing it. aiohttp keeps the request line and headers in its buffer until the body goes
+    (or writes them just before it, in versions that do not buffer them): before this mark,
+    no server can have acted on the request.
 
-    This takes the place of an ``on_request_headers_sent`` trace, which fires at the same
-    point: any trace config makes aiohttp build its tracing objects for every request
-    (~80 k instructions a call), where this costs a context variable lookup.
+    This takes the place of an ``on_request_headers_sent`` trace: any trace config makes
+    aiohttp build its tracing objects for every request (~80 k instructions a call). As a
+    payload object the body also keeps its bytes (token included) out of the locals of
+    aiohttp's frames, which a traceback may render.
     """
 
-    def send(self, conn: Any) -> Coroutine[Any, Any, aiohttp.ClientResponse]:
-        current = CURRENT_SEND.get()
-        if current is not None:
-            current.sent = True
-        return super().send(conn)
+    progress: SendProgress
+
+    def __init__(self, value: bytes, progress: SendProgress) -> None:
+        if _BLANK_BODY is None:  # an aiohttp whose payloads hold other fields: its own way
+            aiohttp.BytesPayload.__init__(self, value)
+        else:  # BytesPayload's __init__ (~9 k instructions a call: keyword arguments, checks)
+            vars(self).update(_BLANK_BODY)
+            self._headers = _BLANK_BODY["_headers"].copy()
+            self._value = value
+            self._size = len(value)
+        self.progress = progress
+
+    def write(self, writer: Any) -> Coroutine[Any, Any, None]:
+        self.progress.sent = True
+        return aiohttp.BytesPayload.write(self, writer)
+
+    def write_with_length(
+        self, writer: Any, content_length: int | None
+    ) -> Coroutine[Any, Any, None]:
+        self.progress.sent = True
+        return aiohttp.BytesPayload.write_with_length(self, writer, content_length)
+
+
+def _blank_body() -> dict[str, Any] | None:
+    """The fields aiohttp gives an empty bytes payload, which :class:`_MarkedBody` copies; None
+    when they are not the five it knows (its value and size the only ones a body changes)."""
+    fields = dict(vars(aiohttp.BytesPayload(b"")))
+    known = {"_encoding", "_filename", "_headers", "_value", "_size"}
+    return fields if fields.keys() == known and fields["_size"] == 0 else None
+
+
+_BLANK_BODY = _blank_body()
 
 
 class AiohttpTransport:
@@ -230,13 +255,13 @@ class AiohttpTransport:
         self._ssl = ssl
         self._trace_configs = list(trace_configs)
         self._headers = dict(headers or {})
-        #: A User-Agent of the caller's, put over the one each request carries (the client's)
-        self._user_agent = next(
+        #: A User-Agent of the caller's, put over the one a request carries (the client's)
+        self.user_agent: str | None = next(
             (value for key, value in self._headers.items() if key.lower() == "user-agent"), None
         )
         self._session = session
         self._owns_session = session is None
-        #: Whether a try's writing is marked (only on a session of our own: _MarkingRequest)
+        #: Whether a try's writing is marked (only on a session of our own: _MarkedBody)
         self._marked = session is None
         self._binding = LoopBinding()
         self._closed = False
@@ -277,7 +302,6 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trace_configs=self._trace_configs or None,
-                request_class=_MarkingRequest,
                 # None, not {}: default headers make aiohttp merge header dicts on every request
                 headers=self._headers or None,
                 trust_env=self.trust_env,
@@ -287,8 +311,9 @@ class AiohttpTransport:
     async def send(self, request: HTTPRequest, *, timeout: float) -> HTTPResponse:
         """One HTTP exchange: the reply, or our error for the failure.
 
-        The body goes as a payload object, so that the frames of aiohttp that hold it
-        (``data``) show no bytes, token included, in a traceback rendered with its locals.
+        The body goes as a payload object (:class:`_MarkedBody`), so that the frames of aiohttp
+        that hold it (``data``) show no bytes, token included, in a traceback rendered with its
+        locals.
         Our error is raised outside the ``except`` block: the aiohttp exception (whose request
         info may hold an ``Authorization`` header) is not kept as its context.
         """
@@ -296,28 +321,37 @@ class AiohttpTransport:
         # a session is None once closed; the usual call skips the checks of the slow path
         if session is None or self._binding.loop is not asyncio.get_running_loop():
             session = self._session_for_loop()
-        progress = CURRENT_SEND.get()
-        reset = None
+        progress = request.progress
         if progress is None:  # called directly, not through a client's send path
             progress = SendProgress()
-            reset = CURRENT_SEND.set(progress)
-        # unmarked, posting is all that can be known: it may have been sent from here on
-        progress.sent = not self._marked
+        data: aiohttp.BytesPayload
+        if self._marked:
+            data = _MarkedBody(request.body, progress)
+            progress.sent = False
+        else:  # posting is all that can be known: it may have been sent from here on
+            data = aiohttp.BytesPayload(request.body)
+            progress.sent = True
         client_timeout = self._client_timeout
         if client_timeout.total != timeout:
             client_timeout = self._client_timeout = aiohttp.ClientTimeout(total=timeout)
         endpoint = request.endpoint
         headers = request.headers
-        if self._user_agent is not None:
-            headers = {**headers, "User-Agent": self._user_agent}
+        agent = self.user_agent
+        # a client's send path puts it in the headers it shares (one dict per token): then
+        # nothing is merged per call
+        if agent is not None and headers.get("User-Agent") != agent:
+            headers = {**headers, "User-Agent": agent}
         try:
-            async with session.post(
+            # awaited, not entered: ``async with`` adds four coroutines a call (the context
+            # managers' of the request and of the response) for what release() does
+            response = await session.post(
                 request.url,
-                data=aiohttp.BytesPayload(request.body),
+                data=data,
                 headers=headers,
                 timeout=client_timeout,
                 allow_redirects=False,
-            ) as response:
+            )
+            try:
                 status, reply_headers = progress.status, progress.headers = (
                     response.status,
                     response.headers,
@@ -333,10 +367,12 @@ class AiohttpTransport:
                     body = await response.read()
                 else:
                     body = await self._read_body(response, endpoint)
-                # HTTPResponse(status, reply_headers, body) without the call of its __init__
-                reply = _new(HTTPResponse)
-                reply.status, reply.headers, reply.body = status, reply_headers, body
-                return reply
+            finally:
+                response.release()  # the connection back to the pool, or closed if unread
+            # HTTPResponse(status, reply_headers, body) without the call of its __init__
+            reply = _new(HTTPResponse)
+            reply.status, reply.headers, reply.body = status, reply_headers, body
+            return reply
         except DecodeError as error:  # the reply is over max_response_size
             failure: AltcraftError = error.with_traceback(None)
         except Exception as exc:
@@ -350,9 +386,6 @@ class AiohttpTransport:
                 if mapped is None:
                     raise
                 failure = mapped
-        finally:
-            if reset is not None:
-                CURRENT_SEND.reset(reset)
         raise failure
 
     async def _read_body(self, response: aiohttp.ClientResponse, endpoint: str) -> bytes:
