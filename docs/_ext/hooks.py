@@ -1,6 +1,7 @@
 """mkdocs hooks: the reference must document every public name.
 
-A name added to ``altcraft_async.__all__`` (or ``altcraft_async.testing.__all__``) without a
+A name added to ``altcraft_async.__all__`` (or the ``__all__`` of ``testing``, ``fleet``,
+``fleet.arq``) without a
 ``::: altcraft_async.<name>`` block on a reference page is a warning, so the strict build
 fails until the reference shows it.
 """
@@ -15,7 +16,12 @@ from typing import Any
 
 log = logging.getLogger("mkdocs.hooks.reference")
 
-PUBLIC_MODULES = ("altcraft_async", "altcraft_async.testing")
+PUBLIC_MODULES = (
+    "altcraft_async",
+    "altcraft_async.testing",
+    "altcraft_async.fleet",
+    "altcraft_async.fleet.arq",
+)
 DIRECTIVE = re.compile(r"^::: (\S+)", re.MULTILINE)
 
 
