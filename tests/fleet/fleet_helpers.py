@@ -63,3 +63,23 @@ def peak(times: Sequence[float], window: float) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+class LoopLag:
+    """How late this event loop runs what is due: the fake in the test's process stamps a
+    request's arrival when its loop gets to it, so on a loaded machine arrivals that came
+    spread out are stamped together. The most lateness seen bounds that bunching: requests
+    stamped within one second were received within ``1 + worst`` seconds."""
+
+    TICK = 0.01
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def measure(self) -> None:
+        """Tick until cancelled, keeping the worst lateness of a tick (a probe, not a wait
+        for a condition)."""
+        while True:
+            due = anyio.current_time() + self.TICK
+            await anyio.sleep(self.TICK)
+            self.worst = max(self.worst, anyio.current_time() - due)
