@@ -280,8 +280,9 @@ class _Call:
     """One call under way: the send path, the endpoint, the request, the seconds per try and
     the call's arguments. What :func:`retry_target` runs each try of, pauses with and logs
     retries by (a call with a deadline), or what :func:`_tries` makes when it first shows,
-    reports, paces or pauses a call (the usual call makes none). Its DEBUG label (a random id and the task id of a status poll) is made when a
-    line first shows it, the same for every try of the call."""
+    reports, paces or pauses a call (the usual call makes none). Its DEBUG label (a random
+    id and the task id of a status poll) is made when a line first shows it, the same for
+    every try of the call."""
 
     __slots__ = ("_label", "args", "path", "per_try", "request", "spec")
 
