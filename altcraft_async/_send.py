@@ -49,6 +49,11 @@ from ._transport import (
 __all__ = ["SendPath", "Waits"]
 
 logger = logging.getLogger("altcraft_async")
+#: logging's own cache of ``logger.isEnabledFor`` by level (cleared in place, never replaced,
+#: when levels change; {} on a Python without it). Cached False there means isEnabledFor says
+#: False too (a disabled logger says False whatever it holds): a try asks it only otherwise,
+#: a method call less on the usual try.
+_enabled_by_level: dict[int, bool] = getattr(logger, "_cache", {})
 _new = object.__new__
 
 
@@ -234,17 +239,9 @@ class SendPath:
         request.endpoint = spec.name
         request.body = b""  # whole before the body comes: a traceback shows this frame's locals
         request.body = spec.encode_body(args, auth)  # the sans-I/O layer's encode_request
-        call = _new(_Call)  # its fields, without the call of an __init__
-        call.path, call.spec, call.request, call.per_try, call.args = (
-            self,
-            spec,
-            request,
-            timeout,
-            args,
-        )
-        call._label = None
-        if retry.deadline is None:  # the usual call: its tries retry themselves
-            return call.tries(retry)
+        if retry.deadline is None:  # the usual call: its tries retry themselves, no _Call made
+            return _tries(self, spec, request, timeout, args, retry)
+        call = _Call(self, spec, request, timeout, args)
         return retry_target(
             call.attempt,
             retry,
@@ -285,11 +282,12 @@ class SendPath:
 
 
 class _Call:
-    """One call under way, as :meth:`SendPath.call` makes it: the send path, the endpoint,
-    the request, the seconds per try and the call's arguments. What :func:`retry_target`
-    runs each try of, pauses with and logs retries by (or :meth:`tries` alone, which retries
-    itself). Its DEBUG label (a random id and the task id of a status poll) is made when a
-    line first shows it, the same for every try of the call."""
+    """One call under way: the send path, the endpoint, the request, the seconds per try and
+    the call's arguments. What :func:`retry_target` runs each try of, pauses with and logs
+    retries by (a call with a deadline), or what :func:`_tries` makes when it first shows,
+    reports, paces or pauses a call (the usual call makes none). Its DEBUG label (a random
+    id and the task id of a status poll) is made when a line first shows it, the same for
+    every try of the call."""
 
     __slots__ = ("_label", "args", "path", "per_try", "request", "spec")
 
@@ -299,6 +297,23 @@ class _Call:
     per_try: float
     args: Mapping[str, Any] | None
     _label: str | None
+
+    def __init__(
+        self,
+        path: SendPath,
+        spec: EndpointSpec,
+        request: HTTPRequest,
+        per_try: float,
+        args: Mapping[str, Any] | None,
+    ) -> None:
+        self.path, self.spec, self.request, self.per_try, self.args = (
+            path,
+            spec,
+            request,
+            per_try,
+            args,
+        )
+        self._label = None
 
     @property
     def label(self) -> str:
@@ -323,89 +338,11 @@ class _Call:
             )
 
     def attempt(self, attempt: Try) -> Coroutine[Any, Any, Any]:
-        """One try, as :func:`retry_target` runs it (a call with a deadline): :meth:`tries`
+        """One try, as :func:`retry_target` runs it (a call with a deadline): :func:`_tries`
         ending at its first failure."""
-        return self.tries(None, attempt)
-
-    async def tries(self, retry: RetryPolicy | None, attempt: Try | None = None) -> Any:
-        """Tries until one succeeds, each a rate-limit slot, a connection, the hooks, the
-        exchange, the decoding. Given ``retry`` (a call without a deadline), it retries
-        itself, as :func:`retry_target` would (:func:`retry_pause`): the call is one
-        coroutine layer less. Without, it is the one ``attempt`` of retry_target's."""
-        path, spec, request = self.path, self.spec, self.request
-        waits, hooks, limiter = path._waits, path._hooks, path.rate_limiter
-        number, left = (0, None) if attempt is None else (attempt.number, attempt.left)
-        while True:
-            try:
-                # the client may have been closed while the last try was in flight; a first
-                # call binds the loop (check_usable, skipped when neither can be the case)
-                if path.closed or path._binding.loop is not asyncio.get_running_loop():
-                    path.check_usable()
-                timeout = self.per_try if left is None else min(self.per_try, max(left, 0.001))
-                paced_at = 0.0
-                if limiter is not None:
-                    paced_at = await limiter.acquire(self.sleep)
-                if waits.closed or not waits._free or waits._queue:  # what take tells, inline
-                    if not waits.take(spec.name):
-                        await waits.queue(spec.name)
-                else:
-                    waits._free -= 1
-                response: HTTPResponse | None = None
-                failure: AltcraftError | None = None
-                request.progress = progress = SendProgress()
-                debug = logger.isEnabledFor(logging.DEBUG)
-                timed = debug or hooks.response  # the try is shown, or reported
-                try:
-                    if hooks.request:
-                        event = RequestEvent(spec.name, request.url, number + 1)
-                        await emit(hooks.request, event)
-                    started = time.monotonic() if timed else 0.0
-                    try:
-                        response = await path.transport.send(request, timeout=timeout)
-                    except AltcraftError as error:
-                        # a caller's transport may quote anything; raised again below, after
-                        # the response hooks saw it, without the frames under this one (their
-                        # locals may hold the transport's)
-                        failure = _without_secrets(path._scrub, error).with_traceback(None)
-                    finally:
-                        if attempt is not None:  # for a deadline that cuts the try short
-                            attempt.sent = progress.sent is not False
-                finally:
-                    if waits._queue:
-                        waits.release()
-                    else:  # nobody waits: what release does, inline
-                        waits._free += 1
-                if timed:
-                    await self._report(number, started, response, progress, failure, debug)
-                if failure is not None:
-                    raise failure
-                assert response is not None
-                if limiter is None:  # the usual reply, decoded without _decode's frame
-                    try:
-                        return decode_reply(
-                            spec, response.status, response.headers, response.body, path.format
-                        )
-                    except AltcraftError:
-                        pass  # _decode raises it again, from the reply with secrets blanked
-                try:
-                    result = path._decode(spec, response)
-                except (HTTPStatusError, APIError) as error:
-                    if limiter is not None and http_status_of(error) == 429:
-                        limiter.on_rate_limited(paced_at)
-                    raise
-                if limiter is not None:
-                    limiter.on_success()
-                return result
-            except AltcraftError as error:
-                if retry is None:
-                    raise
-                number += 1
-                delay = retry_pause(retry, number, error, spec.starts_task, path._random.random)
-                if delay is None:
-                    raise
-                self.on_retry(number, delay, error)
-            # outside the except block: an error of the sleep does not carry the try's as context
-            await self.sleep(delay)
+        return _tries(
+            self.path, self.spec, self.request, self.per_try, self.args, None, attempt, self
+        )
 
     async def _report(
         self,
@@ -436,6 +373,104 @@ class _Call:
                 spec.name, self.request.url, number + 1, elapsed, status, headers, failure
             )
             await emit(hooks.response, event)
+
+
+async def _tries(
+    path: SendPath,
+    spec: EndpointSpec,
+    request: HTTPRequest,
+    per_try: float,
+    args: Mapping[str, Any] | None,
+    retry: RetryPolicy | None,
+    attempt: Try | None = None,
+    call: _Call | None = None,
+) -> Any:
+    """The tries of one call until one succeeds, each a rate-limit slot, a connection, the
+    hooks, the exchange, the decoding. Given ``retry`` (a call without a deadline), it retries
+    itself, as :func:`retry_target` would (:func:`retry_pause`): the call is one coroutine
+    layer less. Without, it is the one ``attempt`` of retry_target's (``call``'s).
+
+    A function of the call's fields rather than a method of :class:`_Call`: the usual call
+    makes no such object; one is made (once, keeping its DEBUG label) only when a try is
+    shown or reported, the rate limiter waits, or a retry pauses."""
+    waits, hooks, limiter = path._waits, path._hooks, path.rate_limiter
+    number, left = (0, None) if attempt is None else (attempt.number, attempt.left)
+    while True:
+        try:
+            # the client may have been closed while the last try was in flight; a first
+            # call binds the loop (check_usable, skipped when neither can be the case)
+            if path.closed or path._binding.loop is not asyncio.get_running_loop():
+                path.check_usable()
+            timeout = per_try if left is None else min(per_try, max(left, 0.001))
+            paced_at = 0.0
+            if limiter is not None:
+                call = call or _Call(path, spec, request, per_try, args)
+                paced_at = await limiter.acquire(call.sleep)
+            if waits.closed or not waits._free or waits._queue:  # what take tells, inline
+                if not waits.take(spec.name):
+                    await waits.queue(spec.name)
+            else:
+                waits._free -= 1
+            response: HTTPResponse | None = None
+            failure: AltcraftError | None = None
+            request.progress = progress = SendProgress()
+            debug = _enabled_by_level.get(logging.DEBUG) is not False and logger.isEnabledFor(
+                logging.DEBUG
+            )
+            timed = debug or hooks.response  # the try is shown, or reported
+            try:
+                if hooks.request:
+                    event = RequestEvent(spec.name, request.url, number + 1)
+                    await emit(hooks.request, event)
+                started = time.monotonic() if timed else 0.0
+                try:
+                    response = await path.transport.send(request, timeout=timeout)
+                except AltcraftError as error:
+                    # a caller's transport may quote anything; raised again below, after
+                    # the response hooks saw it, without the frames under this one (their
+                    # locals may hold the transport's)
+                    failure = _without_secrets(path._scrub, error).with_traceback(None)
+                finally:
+                    if attempt is not None:  # for a deadline that cuts the try short
+                        attempt.sent = progress.sent is not False
+            finally:
+                if waits._queue:
+                    waits.release()
+                else:  # nobody waits: what release does, inline
+                    waits._free += 1
+            if timed:
+                call = call or _Call(path, spec, request, per_try, args)
+                await call._report(number, started, response, progress, failure, debug)
+            if failure is not None:
+                raise failure
+            assert response is not None
+            if limiter is None:  # the usual reply, decoded without _decode's frame
+                try:
+                    return decode_reply(
+                        spec, response.status, response.headers, response.body, path.format
+                    )
+                except AltcraftError:
+                    pass  # _decode raises it again, from the reply with secrets blanked
+            try:
+                result = path._decode(spec, response)
+            except (HTTPStatusError, APIError) as error:
+                if limiter is not None and http_status_of(error) == 429:
+                    limiter.on_rate_limited(paced_at)
+                raise
+            if limiter is not None:
+                limiter.on_success()
+            return result
+        except AltcraftError as error:
+            if retry is None:
+                raise
+            number += 1
+            delay = retry_pause(retry, number, error, spec.starts_task, path._random.random)
+            if delay is None:
+                raise
+            call = call or _Call(path, spec, request, per_try, args)
+            call.on_retry(number, delay, error)
+        # outside the except block: an error of the sleep does not carry the try's as context
+        await call.sleep(delay)
 
 
 def _task_context(args: Mapping[str, Any] | None) -> str:
