@@ -49,11 +49,6 @@ from ._transport import (
 __all__ = ["SendPath", "Waits"]
 
 logger = logging.getLogger("altcraft_async")
-#: logging's own cache of ``logger.isEnabledFor`` by level (cleared in place, never replaced,
-#: when levels change; {} on a Python without it). Cached False there means isEnabledFor says
-#: False too (a disabled logger says False whatever it holds): a try asks it only otherwise,
-#: a method call less on the usual try.
-_enabled_by_level: dict[int, bool] = getattr(logger, "_cache", {})
 _new = object.__new__
 
 
@@ -414,9 +409,7 @@ async def _tries(
             response: HTTPResponse | None = None
             failure: AltcraftError | None = None
             request.progress = progress = SendProgress()
-            debug = _enabled_by_level.get(logging.DEBUG) is not False and logger.isEnabledFor(
-                logging.DEBUG
-            )
+            debug = logger.isEnabledFor(logging.DEBUG)
             timed = debug or hooks.response  # the try is shown, or reported
             try:
                 if hooks.request:
