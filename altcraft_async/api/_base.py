@@ -128,6 +128,8 @@ def read(
 ) -> Awaitable[Any]:
     """One read call under the per-call options, to be awaited (a plain function: a bad
     option raises here, and the call path has one coroutine layer less)."""
+    if timeout is None and request_timeout is None and retry is None:
+        return caller._call(spec, args)  # the usual call: nothing to check or work out
     if request_timeout is not None or retry is not None:
         _check_options(request_timeout, retry)
     deadline = None if timeout is None else call_deadline(timeout)

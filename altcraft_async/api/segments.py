@@ -42,17 +42,14 @@ class SegmentsAPI:
         """
         caller = self._caller
         args = {"segment_id": segment_id, "resource_id": resource_id, "database_id": database_id}
-        if timeout is None and request_timeout is None and retry is None:
-            call = caller._call(SEGMENTS_GET_COUNTERS, args)  # read's work is none: a call less
-        else:
-            call = read(
-                caller,
-                SEGMENTS_GET_COUNTERS,
-                args,
-                timeout=timeout,
-                request_timeout=request_timeout,
-                retry=retry,
-            )
+        call = read(
+            caller,
+            SEGMENTS_GET_COUNTERS,
+            args,
+            timeout=timeout,
+            request_timeout=request_timeout,
+            retry=retry,
+        )
         result: list[ChannelCounters] = await call
         return result
 

@@ -39,17 +39,14 @@ class TasksAPI:
         HTTPStatusError, DecodeError.
         """
         caller, args = self._caller, {"task_id": task_id}
-        if timeout is None and request_timeout is None and retry is None:
-            call = caller._call(TASKS_STATUS, args)  # read's work is none: a call less
-        else:
-            call = read(
-                caller,
-                TASKS_STATUS,
-                args,
-                timeout=timeout,
-                request_timeout=request_timeout,
-                retry=retry,
-            )
+        call = read(
+            caller,
+            TASKS_STATUS,
+            args,
+            timeout=timeout,
+            request_timeout=request_timeout,
+            retry=retry,
+        )
         status: TaskStatus = await call
         # a status that says the task ended releases its start (.done, without its calls:
         # the decoder keeps the status normalised)
