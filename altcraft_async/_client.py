@@ -465,8 +465,7 @@ class AltcraftClient:
         status: TaskStatus[ResultT] = await self._call(
             status_spec(kind.result_type), {"task_id": task_id}, retry=retry, timeout=timeout
         )
-        if status.done:
-            self._starts.finished(task_id)
+        self._starts.saw(task_id, status)
         return status
 
     def _new_task(

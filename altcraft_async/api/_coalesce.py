@@ -32,8 +32,12 @@ from typing import Any, Generic, TypeVar
 
 from .._errors import AltcraftError, RequestTimeoutError
 from .._retry import RetryPolicy
+from ..models import FAILURE_STATUSES, SUCCESS_STATUSES, TaskStatus
 
 __all__ = ["StartCoalescer", "start_key"]
+
+#: The statuses of a task that ended, as the decoder normalises them (``TaskStatus.done``).
+_ENDED = SUCCESS_STATUSES | FAILURE_STATUSES
 
 HandleT = TypeVar("HandleT")
 
@@ -132,6 +136,12 @@ class StartCoalescer(Generic[HandleT]):
         """Forget every running key (the client is closing: nothing is joined after it)."""
         self._entries.clear()
         self._by_task.clear()
+
+    def saw(self, task_id: str, status: TaskStatus[Any]) -> None:
+        """A status read of ``task_id`` (any: a poll, ``tasks.status``): one that says the task
+        ended releases its start (``.done`` without its calls: decoded statuses are normal)."""
+        if status.status in _ENDED:
+            self.finished(task_id)
 
     def finished(self, task_id: str) -> None:
         """A status of ``task_id`` said it ended: later starts of its key start afresh."""

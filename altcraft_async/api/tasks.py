@@ -9,14 +9,11 @@ from .._errors import InvalidRequestError
 from .._kinds import COUNTERS, ResultT, TaskKind, WaitResultT
 from .._poll import PollPolicy
 from .._retry import RetryPolicy
-from ..models import FAILURE_STATUSES, SUCCESS_STATUSES, CountersSnapshot, TaskStatus
+from ..models import CountersSnapshot, TaskStatus
 from ._base import Caller, check_task_id, read, wait_task
 from ._specs import TASKS_STATUS, kind_named
 
 __all__ = ["TasksAPI"]
-
-#: The statuses of a task that ended, as the decoder normalises them (``TaskStatus.done``).
-_ENDED = SUCCESS_STATUSES | FAILURE_STATUSES
 
 
 class TasksAPI:
@@ -48,10 +45,7 @@ class TasksAPI:
             retry=retry,
         )
         status: TaskStatus = await call
-        # a status that says the task ended releases its start (.done, without its calls:
-        # the decoder keeps the status normalised)
-        if status.status in _ENDED:
-            caller._starts.finished(task_id)
+        caller._starts.saw(task_id, status)
         return status
 
     @overload
