@@ -3,6 +3,7 @@ and the real redis-server; waits end in slices and the job re-schedules itself."
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections import Counter
 
@@ -160,12 +161,19 @@ async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_ur
                 job_timeout=settings.job_timeout,
             )
             seen: list[RunProgress] = []
-            async with anyio.create_task_group() as group:
-                group.start_soon(worker.main)
+            # the worker as its own task, stopped the way arq's signal handler stops it (a
+            # cancel of its task): no cancel scope of the test's task is involved
+            serving = asyncio.ensure_future(worker.main())
+            try:
                 supervision = await run.supervise(
                     engine, every=0.2, check_every=0.1, timeout=60, on_progress=seen.append
                 )
-                group.cancel_scope.cancel()
+            finally:
+                serving.cancel()
+                await asyncio.wait({serving}, timeout=10)
+            assert serving.done()
+            if not serving.cancelled():
+                serving.result()  # the worker's own error, if it ended with one
             with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close()
                 warnings.simplefilter("ignore", DeprecationWarning)
                 await worker.close()
