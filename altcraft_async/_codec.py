@@ -594,6 +594,16 @@ def _inline(
     return f"None if v is None or v == '' else ({read})" if optional else read
 
 
+def default_expression(namespace: dict[str, Any], number: int, default: Any) -> str:
+    """The expression a generated decoder writes for field ``number``'s attrs default (put in
+    ``namespace``): a call of its factory, or the value itself."""
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        namespace[f"default{number}"] = default.factory
+        return f"default{number}()"
+    namespace[f"default{number}"] = default
+    return f"default{number}"
+
+
 def _generated_decoder(
     converter: cattrs.Converter, cls: Any, xml: bool
 ) -> Callable[[Any, Any], Any] | None:
@@ -639,13 +649,7 @@ def _generated_decoder(
             lines += [f"    if {name!r} not in value:", f"        raise KeyError({name!r})"]
             lines += [f"    v = value[{name!r}]", f"    set{number}(self, {expression})"]
             continue
-        default = item.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            namespace[f"default{number}"] = default.factory
-            missing = f"default{number}()"
-        else:
-            namespace[f"default{number}"] = default
-            missing = f"default{number}"
+        missing = default_expression(namespace, number, item.default)
         lines += [
             f"    if {name!r} in value:",
             f"        v = value[{name!r}]",

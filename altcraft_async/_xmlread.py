@@ -39,6 +39,7 @@ from ._codec import (
     _str,
     _tolerant,
     _xml_int,
+    default_expression,
 )
 from .models._meta import INFORMATIONAL
 from .models.tasks import FAILURE_STATUSES, SUCCESS_STATUSES, CountersResult, normalize_status
@@ -314,13 +315,7 @@ def _model_reader(cls: Any) -> Reader:
             read += ["    if x is _MISSING:", "        raise _GiveUp"]
             read.append(f"    set{number}(self, {expression})")
             continue
-        default = item.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            namespace[f"default{number}"] = default.factory
-            missing = f"default{number}()"
-        else:
-            namespace[f"default{number}"] = default
-            missing = f"default{number}"
+        missing = default_expression(namespace, number, item.default)
         read.append(f"    set{number}(self, {missing} if x is _MISSING else {expression})")
     lines = [
         "def read(v, d):",

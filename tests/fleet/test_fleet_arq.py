@@ -24,18 +24,27 @@ pytestmark = pytest.mark.anyio
 FAST_POLL = PollPolicy(backoff=Backoff(initial=0.05, max_interval=0.1, jitter=0.0))
 
 
+def _settings(redis_url: str, fake: FakeAltcraft, **options: float) -> type:
+    """``worker_settings`` for a worker of the test's fake (fast polls, 200 requests/s)."""
+    return worker_settings(
+        redis_url=redis_url,
+        client=lambda limiter: AltcraftClient(
+            fake.url, token=fake.token, rate_limiter=limiter, poll=FAST_POLL
+        ),
+        rate_limit=200,
+        account="acme",
+        defer_s=0.05,
+        **options,
+    )
+
+
 async def test_a_run_on_an_arq_worker_starts_each_pair_once_and_finishes(redis_url: str) -> None:
     platform = seeded_platform(profiles=50, segments=12, resources=1)
     async with FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(0.6)) as fake:
-        settings = worker_settings(
-            redis_url=redis_url,
-            client=lambda limiter: AltcraftClient(
-                fake.url, token=fake.token, rate_limiter=limiter, poll=FAST_POLL
-            ),
-            rate_limit=200,
-            account="acme",
+        settings = _settings(
+            redis_url,
+            fake,
             slice_s=0.2,  # shorter than a task: every batch re-schedules itself at least once
-            defer_s=0.05,
         )
         refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
         pool = await create_pool(settings.redis_settings)
@@ -93,16 +102,11 @@ async def test_enqueueing_again_revives_a_batch_arq_gave_up_on(redis_url: str) -
     # to enqueue a job id whose result it keeps: without the revival the run stalls.
     platform = seeded_platform(profiles=50, segments=4, resources=1)
     async with FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(2.0)) as fake:
-        settings = worker_settings(
-            redis_url=redis_url,
-            client=lambda limiter: AltcraftClient(
-                fake.url, token=fake.token, rate_limiter=limiter, poll=FAST_POLL
-            ),
-            rate_limit=200,
-            account="acme",
+        settings = _settings(
+            redis_url,
+            fake,
             slice_s=10.0,  # longer than the tasks: the first worker's job_timeout cuts it
             send_lease=1.0,
-            defer_s=0.05,
         )
         refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
         pool = await create_pool(settings.redis_settings)
@@ -132,16 +136,11 @@ async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_ur
         FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(1.0)) as fake,
         Fleet(redis_url, account="acme") as fleet,
     ):
-        settings = worker_settings(
-            redis_url=redis_url,
-            client=lambda limiter: AltcraftClient(
-                fake.url, token=fake.token, rate_limiter=limiter, poll=FAST_POLL
-            ),
-            rate_limit=200,
-            account="acme",
+        settings = _settings(
+            redis_url,
+            fake,
             slice_s=10.0,  # longer than the tasks: the first worker's job_timeout cuts it
             send_lease=1.0,
-            defer_s=0.05,
         )
         refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
         engine = ArqEngine()
