@@ -384,13 +384,14 @@ async def test_a_transport_class_of_ones_own_works() -> None:
 
 async def test_the_aiohttp_transport_can_be_made_and_given_explicitly() -> None:
     """The aiohttp options go to AiohttpTransport; the client closes it (no unclosed session
-    warning follows: warnings are errors here). Nothing listens on the port: refused."""
+    warning follows: warnings are errors here). The port is bound but not listening, and kept
+    bound so no other process can take it: the connection is refused."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    transport = AiohttpTransport(max_connections=2, headers={"X-Team": "a"})
-    url = f"http://127.0.0.1:{port}"
-    async with AltcraftClient(url, token=TOKEN, transport=transport, retry=FAST) as client:
-        with anyio.fail_after(30), pytest.raises(TransportError) as info:
-            await client.segments.get_counters(**SEG)
+        transport = AiohttpTransport(max_connections=2, headers={"X-Team": "a"})
+        url = f"http://127.0.0.1:{port}"
+        async with AltcraftClient(url, token=TOKEN, transport=transport, retry=FAST) as client:
+            with anyio.fail_after(30), pytest.raises(TransportError) as info:
+                await client.segments.get_counters(**SEG)
     assert info.value.sent is False and transport.closed and not transport.session_open
