@@ -11,7 +11,8 @@ import json
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -538,15 +539,17 @@ async def test_a_start_refused_with_429_is_retried(client, fake):
     assert counters_by_channel(snapshot) == fake.platform.segment_counters(7, 24)
 
 
-async def closed_port_url() -> str:
-    """The URL of a port that was just listening and is now closed (connection refused)."""
-    async with FakeAltcraft() as gone:
-        url = gone.url
-    return url
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """The URL of a port that refuses connections: bound but not listening, and held for the
+    whole test, so no other process (CI runs two suites at once) can start listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-async def test_connection_refused_raises_transport_error_not_sent():
-    url = await closed_port_url()
+async def test_connection_refused_raises_transport_error_not_sent(refused_url):
+    url = refused_url
     attempts: list[str] = []
 
     async def on_request_start(session: Any, ctx: Any, params: Any) -> None:
@@ -608,8 +611,8 @@ async def test_retry_deadline_stops_retrying(client, fake):
 
 
 async def test_per_call_timeout(client, fake):
-    fake.faults.script(SEG_GET, Fault.delay(0.5))
-    with anyio.fail_after(0.45):
+    fake.faults.script(SEG_GET, Fault.delay(30))  # the timeout ends the call, not the reply
+    with anyio.fail_after(10):
         error = await expect(
             RequestTimeoutError,
             client.segments.get_counters(segment_id=7, resource_id=24, timeout=0.1, retry=NO_RETRY),
@@ -621,9 +624,9 @@ async def test_per_call_timeout(client, fake):
 
 
 async def test_client_default_timeout(fake, fmt):
-    fake.faults.script(SEG_GET, Fault.delay(0.5))
+    fake.faults.script(SEG_GET, Fault.delay(30))  # the timeout ends the call, not the reply
     async with make_client(fake, format=fmt, timeout=0.1, retry=NO_RETRY) as client:
-        with anyio.fail_after(0.45):
+        with anyio.fail_after(10):
             error = await expect(
                 RequestTimeoutError, client.segments.get_counters(segment_id=7, resource_id=24)
             )
@@ -631,16 +634,18 @@ async def test_client_default_timeout(fake, fmt):
 
 
 async def test_a_timed_out_read_is_retried(client, fake):
-    fake.faults.next(SEG_GET, Fault.delay(0.5))
+    # the first try's reply would take 30 s: cut at 1 s; the retry (a new connection, a whole
+    # round trip) has its own second, ample on a loaded machine
+    fake.faults.next(SEG_GET, Fault.delay(30))
     chans = await client.segments.get_counters(
-        segment_id=7, resource_id=24, database_id=1, request_timeout=0.1
+        segment_id=7, resource_id=24, database_id=1, request_timeout=1.0
     )
     assert chans == sendable(fake.platform.segment_counters(7, 24))
     assert fake.calls(SEG_GET) == 2
 
 
 async def test_cancelling_a_call_frees_its_connection(client, fake):
-    fake.faults.script(SEG_GET, Fault.delay(0.5))
+    fake.faults.script(SEG_GET, Fault.delay(30))
     with anyio.move_on_after(0.05) as scope:
         await client.segments.get_counters(segment_id=7, resource_id=24)
     assert scope.cancelled_caught
@@ -674,15 +679,18 @@ async def test_rate_limit_spaces_requests(fake):
 
 
 async def test_a_call_cancelled_while_waiting_for_its_slot_gives_the_slot_back(fake):
-    async with make_client(fake, rate_limit=2) as client:  # one request every 0.5 s
+    sent: list[float] = []  # when each try left, after its slot (the client's side)
+    hooks = {"request": [lambda event: sent.append(fake.clock.now())]}
+    async with make_client(fake, rate_limit=1, event_hooks=hooks) as client:  # 1 request/s
         await client.segments.get_counters(segment_id=7, resource_id=24)
         with anyio.CancelScope() as scope:
             scope.cancel()
             await client.segments.get_counters(segment_id=7, resource_id=24)
         await client.segments.get_counters(segment_id=7, resource_id=24)
-    first, last = sorted(record.at for record in fake.requests)
-    # the third call takes the slot 0.5 s after the first, not the one after the lost slot
-    assert 0.4 <= last - first < 0.9
+    first, last = sent
+    assert len(fake.requests) == 2
+    # the third call takes the slot 1 s after the first, not the one after the lost slot (2 s)
+    assert 0.9 <= last - first < 1.8
 
 
 @pytest.mark.parametrize("order", ["oldest first", "newest first", "shuffled"])
@@ -861,9 +869,9 @@ async def test_debug_logging_is_useful_and_redacted(fake, fmt, caplog):
     assert sum("POST " in m for m in ours) == len(fake.requests)
 
 
-async def test_debug_logging_has_a_line_for_a_try_that_got_no_reply(caplog):
+async def test_debug_logging_has_a_line_for_a_try_that_got_no_reply(caplog, refused_url):
     caplog.set_level(logging.DEBUG, logger="altcraft_async")
-    url = await closed_port_url()
+    url = refused_url
     async with AltcraftClient(url, token=TOKEN, retry=NO_RETRY) as client:
         await expect(TransportError, client.segments.get_counters(segment_id=7, resource_id=24))
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("POST ")]
@@ -996,8 +1004,8 @@ async def test_event_hooks_see_every_try_with_its_status_and_never_the_token(fak
     assert_no_secret(*(str(attrs.asdict(event)) for event in seen))
 
 
-async def test_a_try_that_gets_no_reply_reports_its_error_to_response_hooks():
-    url = await closed_port_url()
+async def test_a_try_that_gets_no_reply_reports_its_error_to_response_hooks(refused_url):
+    url = refused_url
     seen: list[ResponseEvent] = []
     retry = RetryPolicy(attempts=2, backoff=FAST_RETRY.backoff)
     hooks = {"response": [seen.append]}

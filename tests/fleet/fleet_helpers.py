@@ -83,3 +83,15 @@ class LoopLag:
             due = anyio.current_time() + self.TICK
             await anyio.sleep(self.TICK)
             self.worst = max(self.worst, anyio.current_time() - due)
+
+
+@asynccontextmanager
+async def measuring() -> AsyncIterator[LoopLag]:
+    """A :class:`LoopLag` probing this loop while the block runs."""
+    lag = LoopLag()
+    async with anyio.create_task_group() as group:
+        group.start_soon(lag.measure)
+        try:
+            yield lag
+        finally:
+            group.cancel_scope.cancel()
