@@ -224,23 +224,16 @@ class FeedbackReceiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler: match the call to a waiter and resolve it."""
-        # the headers are in: the standalone server now gives the body its own deadline
-        answer = self._connections.headers_read(request.transport)
-        tail = request.match_info.get("tail", "").strip("/").split("/")
-        if self._secret:
-            if not hmac.compare_digest(tail[0].encode(), self._secret.encode()):
-                return self._reject(answer, 403, "forged feedback call (wrong or missing secret)")
-            tail = tail[1:]
+        checked = self._authorised_path(request)
+        if isinstance(checked, web.Response):
+            return checked
+        answer, tail = checked
         if len(tail) > 1:
             return self._reject(answer, 404, "feedback call to an unknown path")
         nonce = tail[0] if tail else ""
-        try:
-            async with asyncio.timeout(self.read_timeout):
-                body = await request.read()
-        except TimeoutError:
-            return self._reject(closing, 408, "feedback body not received in time")
-        except ConnectionError:  # the caller went away (or was cut off) mid-body
-            return closing(web.Response(status=400))
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
         try:
             data, task_id = _read_payload(body)
         except ValueError as exc:
@@ -261,8 +254,36 @@ class FeedbackReceiver:
         if not waiter.deliver(status):
             logger.debug("duplicate feedback call ignored for task %s", waiter.task_id)
             return answer(web.Response(status=200, text="ignored: duplicate"))
-        self.received += 1
         logger.debug("feedback received for task %s: %s", waiter.task_id, status.status)
+        return self._accepted(answer)
+
+    # The steps every receiver's handler takes, in order (the fleet's receiver shares them).
+
+    def _authorised_path(self, request: web.Request) -> tuple[Answer, list[str]] | web.Response:
+        """How to answer the call, and its path after the secret; or a 403 for a wrong secret
+        (compared in constant time)."""
+        # the headers are in: the standalone server now gives the body its own deadline
+        answer = self._connections.headers_read(request.transport)
+        tail = request.match_info.get("tail", "").strip("/").split("/")
+        if self._secret:
+            if not hmac.compare_digest(tail[0].encode(), self._secret.encode()):
+                return self._reject(answer, 403, "forged feedback call (wrong or missing secret)")
+            tail = tail[1:]
+        return answer, tail
+
+    async def _body(self, request: web.Request) -> bytes | web.Response:
+        """The call's body, read within ``read_timeout``; or the answer to a caller too slow
+        (408) or gone (400)."""
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                return await request.read()
+        except TimeoutError:
+            return self._reject(closing, 408, "feedback body not received in time")
+        except ConnectionError:  # the caller went away (or was cut off) mid-body
+            return closing(web.Response(status=400))
+
+    def _accepted(self, answer: Answer) -> web.Response:
+        self.received += 1
         return answer(web.Response(status=200, text="ok"))
 
     def _by_task_id(self, task_id: str | None) -> PushWaiter | None:

@@ -17,7 +17,6 @@ It is a FeedbackReceiver (same guard, secret, payload rules, answers): standalon
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,7 +24,6 @@ from aiohttp import web
 from .._codec import to_builtins
 from .._errors import DecodeError, InvalidRequestError
 from .._feedback import FeedbackReceiver, _final_status, _read_payload
-from .._feedback_guard import closing
 from ..models import Feedback
 from ..models.tasks import CountersResult
 from ._keys import check_name
@@ -77,25 +75,19 @@ class FleetFeedbackReceiver(FeedbackReceiver):
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler: the call's run and pair from its path, its final status into
         the ledger. 200 also for a status already stored (so the platform stops retrying)."""
-        answer = self._connections.headers_read(request.transport)
-        tail = request.match_info.get("tail", "").strip("/").split("/")
-        if self._secret:
-            if not tail or tail[0] != self._secret:
-                return self._reject(answer, 403, "forged feedback call (wrong or missing secret)")
-            tail = tail[1:]
+        checked = self._authorised_path(request)
+        if isinstance(checked, web.Response):
+            return checked
+        answer, tail = checked
         if len(tail) != 2:
             return self._reject(answer, 404, "feedback call to an unknown path")
         try:
             run, pair = check_name("run", tail[0]), check_name("pair", tail[1])
         except InvalidRequestError:
             return self._reject(answer, 404, "feedback call to an unknown path")
-        try:
-            async with asyncio.timeout(self.read_timeout):
-                body = await request.read()
-        except TimeoutError:
-            return self._reject(closing, 408, "feedback body not received in time")
-        except ConnectionError:
-            return closing(web.Response(status=400))
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
         try:
             data, task_id = _read_payload(body)
             status = _final_status(data, CountersResult)
@@ -111,6 +103,5 @@ class FleetFeedbackReceiver(FeedbackReceiver):
         )
         if not stored:
             return answer(web.Response(status=200, text="ignored: final already or not started"))
-        self.received += 1
         self.stored += 1
-        return answer(web.Response(status=200, text="ok"))
+        return self._accepted(answer)
