@@ -24,7 +24,8 @@ the claim back (``released``: startable again), never ``unknown``:
   is late, burned slots forever): one bounded wait per try;
 - a start cancelled before its acquire returned (``PrepaidSlot.passed`` is False: nothing
   went towards the transport) gives the claim back under a shield, then lets the
-  cancellation go on.
+  cancellation go on; so does one cancelled while Redis answered its claim (the claim's
+  round trip is shielded, so its fence is known: ``_claim``).
 
 Why this rather than a deadline alone: one whole-call deadline cuts a send that began just
 before it (sent, so ``unknown``); bounding the slot wait at half the lease leaves the other
@@ -45,6 +46,7 @@ from contextlib import AsyncExitStack
 from typing import Literal
 
 import anyio
+import anyio.lowlevel
 from attrs import frozen
 
 from .._awaiter import Task
@@ -61,7 +63,7 @@ from .._errors import (
     TransportError,
 )
 from ..models import CountersSnapshot, SegmentRef
-from ._ledger import StartLedger
+from ._ledger import Claim, StartLedger
 from ._limiter import PrepaidSlot, RedisRateLimiter
 
 __all__ = [
@@ -147,7 +149,7 @@ async def run_pair(
                 return PairOutcome(ref, "released", detail="no rate slot within the slice")
         # measured from before the claim: not after Redis' end of the lease
         lease_ends = time.monotonic() + (start_timeout or ledger.send_lease)
-        claim = await ledger.claim(pair, owner)
+        claim = await _claim(ledger, pair, owner)
         if claim.action == "start":
             begun = await _start(client, ledger, pair, ref, owner, claim.fence, lease_ends, slot)
             if isinstance(begun, PairOutcome):
@@ -173,6 +175,24 @@ async def run_pair(
     if not stored:
         return PairOutcome(ref, "lost", result, task_id=task.task_id)
     return PairOutcome(ref, "done", result, task_id=task.task_id)
+
+
+async def _claim(ledger: StartLedger, pair: str, owner: str) -> Claim:
+    """``owner``'s claim of ``pair``, its round trip shielded (at most ``RELEASE_DEADLINE``): a
+    cancellation that came while Redis answered could not tell whether the pair was claimed,
+    and a claim it cut would stay ``sending`` until its lease ran out, then turn ``unknown``
+    though nothing was sent. After the answer the fence is known, so a cancelled claimer
+    gives a won claim back (under the same shield) and lets the cancellation go on."""
+    with anyio.CancelScope(shield=True), anyio.fail_after(RELEASE_DEADLINE):
+        claim = await ledger.claim(pair, owner)
+    try:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+    except anyio.get_cancelled_exc_class():
+        if claim.action == "start":
+            with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_DEADLINE):
+                await ledger.release(pair, owner, claim.fence)
+        raise
+    return claim
 
 
 async def _start(

@@ -6,11 +6,11 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import anyio
-from anyio.abc import Process
+from anyio.abc import Process, SocketAttribute, SocketStream
 
 CHILD = Path(__file__).with_name("fleet_child.py")
 #: How long a child may take to start or to finish (a bound, never reached when all is well).
@@ -95,3 +95,58 @@ async def measuring() -> AsyncIterator[LoopLag]:
             yield lag
         finally:
             group.cancel_scope.cancel()
+
+
+class HeldReplies:
+    """A TCP proxy in front of the test's redis-server (a ``unix://`` URL) that can hold Redis'
+    replies: once a request carrying ``marker`` went through, it waits for ``release`` before
+    passing any reply on. Redis has run the request; its client does not know yet, which is
+    the moment a test wants to cut that client off."""
+
+    def __init__(self, redis_url: str, marker: bytes) -> None:
+        self.path = redis_url.removeprefix("unix://")
+        self.marker = marker
+        self.sent = anyio.Event()  # the marked request reached Redis
+        self.release = anyio.Event()
+        self.url = ""
+
+    async def _serve(self, client: SocketStream) -> None:
+        async with (
+            client,
+            await anyio.connect_unix(self.path) as upstream,
+            anyio.create_task_group() as group,
+        ):
+
+            async def requests() -> None:
+                with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    async for data in client:
+                        await upstream.send(data)
+                        if self.marker in data:
+                            self.sent.set()
+                group.cancel_scope.cancel()
+
+            async def replies() -> None:
+                with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    async for data in upstream:
+                        if self.sent.is_set():
+                            await self.release.wait()
+                        await client.send(data)
+                group.cancel_scope.cancel()
+
+            group.start_soon(requests)
+            group.start_soon(replies)
+
+
+@asynccontextmanager
+async def held_replies(redis_url: str, marker: bytes) -> AsyncIterator[HeldReplies]:
+    """A :class:`HeldReplies` proxy serving on a free loopback port while the block runs."""
+    proxy = HeldReplies(redis_url, marker)
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        proxy.url = f"redis://127.0.0.1:{listener.extra(SocketAttribute.local_port)}"
+        async with anyio.create_task_group() as group:
+            group.start_soon(listener.serve, proxy._serve)
+            try:
+                yield proxy
+            finally:
+                proxy.release.set()
+                group.cancel_scope.cancel()

@@ -33,7 +33,7 @@ from altcraft_async.fleet import (
 from altcraft_async.fleet._keys import pair_key
 from altcraft_async.testing import FakeAltcraft, Fault, ManualClock, TaskPlan, seeded_platform
 
-from .fleet_helpers import child, expect, go
+from .fleet_helpers import child, expect, go, held_replies
 from .test_fleet_ledger import as_counters, counters_of, starts_of
 
 pytestmark = pytest.mark.anyio
@@ -258,4 +258,35 @@ async def test_a_start_cancelled_before_it_left_gives_its_claim_back(redis_url: 
         assert await ledger.startable(pair_id(ref)) and await ledger.in_flight() == 0
         async with AltcraftClient(fake.url, token=fake.token) as client:
             assert (await run_pair(client, ledger, ref, "next try")).state == "done"
+        assert starts_of(fake, 1) == 1
+
+
+async def test_a_start_cancelled_while_its_claim_is_answered_gives_the_claim_back(
+    redis_url: str,
+) -> None:
+    """The engine cancels a job while Redis answers the pair's claim: Redis has claimed the
+    pair, the worker has not heard. The claim's round trip is shielded, so the worker learns its
+    fence, gives the claim back and is cancelled: the pair is startable, not ``sending`` (which
+    would turn ``unknown`` when the lease ran out, though nothing was sent)."""
+    ref, warm = SegmentRef(1, 1, 1), SegmentRef(2, 1, 1)
+    async with (
+        FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
+        held_replies(redis_url, marker=b"cut-in-claim") as proxy,
+        aioredis.Redis.from_url(proxy.url) as redis,
+        AltcraftClient(fake.url, token=fake.token) as client,
+    ):
+        ledger = StartLedger(redis, account="acme", run="r1")
+        # Redis learns the ledger's scripts first (a claim cut at NOSCRIPT would claim nothing)
+        assert (await run_pair(client, ledger, warm, "warm")).state == "done"
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                group.start_soon(run_pair, client, ledger, ref, "cut-in-claim")
+                await proxy.sent.wait()  # Redis has run the claim; its answer is held
+                group.cancel_scope.cancel()  # the job is cut off
+                proxy.release.set()
+        assert fake.calls(START) == 1  # only the warm-up's start left
+        state = await ledger.pair(pair_id(ref))
+        assert state.state is None and state.fence == 1  # claimed once, given back
+        assert await ledger.startable(pair_id(ref)) and await ledger.in_flight() == 0
+        assert (await run_pair(client, ledger, ref, "next try")).state == "done"
         assert starts_of(fake, 1) == 1
