@@ -1,4 +1,5 @@
-"""Helpers shared by several test modules: a small hand-built platform and a threaded fake."""
+"""Helpers shared by several test modules: a small hand-built platform, a threaded fake and a
+probe of the event loop's lateness."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import anyio
 
 from altcraft_async.testing import FakeAltcraft, Platform, QueueRow, Rule
 
@@ -95,3 +98,23 @@ def sdk_tasks() -> set[asyncio.Task[Any]]:
             ("RequestHandler.", "TestRunner.", "BaseSelectorEventLoop._accept_connection")
         )
     }
+
+
+class LoopLag:
+    """How late this event loop runs what is due. On a loaded machine a timer fires late and
+    a fake in the test's own process stamps a request when its loop gets to it, so a bound on
+    real time allows ``worst``: the most lateness of a tick seen while the probe ran (requests
+    stamped within one second were received within ``1 + worst`` seconds)."""
+
+    TICK = 0.01
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def measure(self) -> None:
+        """Tick until cancelled, keeping the worst lateness of a tick (a probe, not a wait
+        for a condition)."""
+        while True:
+            due = anyio.current_time() + self.TICK
+            await anyio.sleep(self.TICK)
+            self.worst = max(self.worst, anyio.current_time() - due)

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from helpers import sdk_tasks
+from helpers import LoopLag, sdk_tasks
 
 from altcraft_async import (
     AltcraftClient,
@@ -225,12 +225,12 @@ async def test_deadline_raises_task_timeout_error_with_a_resume_token() -> None:
         task = await client.segments.refresh_counters(**ref_of(fake))
         started = time.monotonic()
         with pytest.raises(TimeoutError) as caught:  # a TaskTimeoutError is a TimeoutError
-            await task.wait(timeout=0.2)
+            await task.wait(timeout=1.0)
         elapsed = time.monotonic() - started
         error = caught.value
         assert isinstance(error, TaskTimeoutError)
-        assert 0.2 <= elapsed < 1.5
-        assert error.task_id == task.task_id and error.timeout == 0.2
+        assert 1.0 <= elapsed < 5  # not before the deadline; not much after it, not unbounded
+        assert error.task_id == task.task_id and error.timeout == 1.0
         assert error.last_status in ("pending", "processing")
         token = parse_resume_token(error.resume_token)
         assert token["task_id"] == task.task_id and token["endpoint"] == REFRESH_ENDPOINT
@@ -239,33 +239,37 @@ async def test_deadline_raises_task_timeout_error_with_a_resume_token() -> None:
         assert client.polling_tasks() == frozenset()
 
 
-#: A schedule whose second poll (at 2.5 s) lies past a 1.5 s deadline: 0.5 s, then 2 s later.
+#: A schedule whose second poll (at 5.5 s) lies far past a 4 s deadline: 0.5 s, then 5 s later.
 SPARSE = PollPolicy(
-    backoff=Backoff(initial=0.5, factor=4.0, max_interval=60.0, jitter=0.0),
+    backoff=Backoff(initial=0.5, factor=10.0, max_interval=60.0, jitter=0.0),
     progress_aware=False,
 )
+#: A wait's limit under SPARSE: its last look lands 0.4 s before it (a tenth of the wait), room
+#: for a poll's round trip even on a loop running a few hundred milliseconds late.
+SPARSE_LIMIT = 4.0
 
 
 async def test_a_wait_looks_once_more_just_before_its_deadline() -> None:
-    # done at 1.0 s: the schedule alone would poll at 0.5 s and 2.5 s and time out at 1.5 s
-    async with env(task_plan=TaskPlan.after_seconds(1.0)) as (fake, client):
+    # done at 2.0 s: the schedule alone would poll at 0.5 s and 5.5 s and time out at 4 s
+    async with env(task_plan=TaskPlan.after_seconds(2.0)) as (fake, client):
         task = await client.segments.refresh_counters(**ref_of(fake))
         record = record_of(fake, task)
         started = time.monotonic() - (fake.clock.now() - record.created_at)
-        (snapshot,) = await task.wait(timeout=1.5, policy=SPARSE)
+        (snapshot,) = await task.wait(timeout=SPARSE_LIMIT, policy=SPARSE)
         assert snapshot.channels
         first, last = (at - record.created_at for at in record.polls)
-        assert first < 1.0 <= last  # the second poll is the last look, after the task finished
+        assert first < 2.0 <= last  # the second poll is the last look, after the task finished
         waited = time.monotonic() - started
-        assert 1.5 - 0.15 - 0.1 <= waited <= 1.5 + 0.5  # in the final 10 % of the wait
+        # in the final 10 % of the wait (3.6 s on; a timer is never early), before 5.5 s
+        assert SPARSE_LIMIT - 0.4 - 0.1 <= waited <= SPARSE_LIMIT + 1.0
 
 
 async def test_the_last_look_is_one_poll_not_a_flurry() -> None:
     async with env(task_plan=TaskPlan.never()) as (fake, client):
         task = await client.segments.refresh_counters(**ref_of(fake))
         with pytest.raises(TaskTimeoutError):
-            await task.wait(timeout=1.5, policy=SPARSE)
-        assert len(record_of(fake, task).polls) == 2  # at 0.5 s and in the last 0.15 s
+            await task.wait(timeout=SPARSE_LIMIT, policy=SPARSE)
+        assert len(record_of(fake, task).polls) == 2  # at 0.5 s and in the last 0.4 s
 
 
 async def test_the_policy_timeout_applies_when_wait_gets_none() -> None:
@@ -300,26 +304,42 @@ async def test_invalid_timeouts_are_refused_before_polling(timeout: Any) -> None
 
 
 async def test_progress_aware_polls_land_just_after_completion() -> None:
-    """A 10 s task (sped up 10x): progress-aware polling needs few polls and notices quickly.
+    """A 10 s task (sped up 5x): progress-aware polling needs few polls and notices quickly.
 
     Both waits run at once on two tasks, with the same backoff; only ``progress_aware`` differs.
+    The fake's clock is manual and follows the client's: as each poll is sent it is moved to
+    ``scale`` times the real seconds since both tasks were started. So a poll reads the
+    progress of the moment it was sent, however late the loop serves it, and never more than
+    the client's own clock has seen go by (the estimate errs late, never early).
     """
-    backoff = Backoff(initial=0.1, factor=2.0, max_interval=15.0, jitter=0.0)
+    scale = 5.0  # virtual seconds per real second
+    backoff = Backoff(initial=1.0 / scale, factor=2.0, max_interval=15.0, jitter=0.0)
     aware = PollPolicy(backoff=backoff, timeout=10.0)
     blind = PollPolicy(backoff=backoff, timeout=10.0, progress_aware=False)
-    duration = 10.0  # virtual seconds; 1 s of real time
-    async with env(task_plan=TaskPlan.after_seconds(duration), time_scale=10) as (fake, client):
+    duration = 10.0  # virtual seconds; 2 s of real time
+    log, lag = PollLog(), LoopLag()
+    plan = TaskPlan.after_seconds(duration)
+    async with env(task_plan=plan, clock="manual", polls=log) as (fake, client):
         ref_a, ref_b = ref_of(fake, 0), ref_of(fake, 1)
         task_a = await client.segments.refresh_counters(**ref_a)
         task_b = await client.segments.refresh_counters(**ref_b)
+        started = time.monotonic()  # both tasks began at the fake's 0, a moment before this
+
+        def follow(number: int) -> None:
+            fake.advance(max(0.0, scale * (time.monotonic() - started) - fake.clock.now()))
+
+        log.before = follow
         results: dict[str, list[CountersSnapshot]] = {}
 
         async def wait(name: str, task: Task, policy: PollPolicy) -> None:
             results[name] = await task.wait(policy=policy)
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(wait, "aware", task_a, aware)
-            group.start_soon(wait, "blind", task_b, blind)
+        async with anyio.create_task_group() as probe:
+            probe.start_soon(lag.measure)
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait, "aware", task_a, aware)
+                group.start_soon(wait, "blind", task_b, blind)
+            probe.cancel_scope.cancel()
         assert_segment_result(fake, results["aware"], ref_a)
         assert_segment_result(fake, results["blind"], ref_b)
 
@@ -333,18 +353,20 @@ async def test_progress_aware_polls_land_just_after_completion() -> None:
             assert all(at < done_at for at in record.polls[:-1])  # the last poll is the first after
             latency[name] = seen_at - done_at
         assert len(smart.polls) <= 3
-        assert latency["smart"] < 0.25 * duration
-        # plain doubling polls at 1, 3, 7, 15 virtual seconds: more polls, later notice
+        # a late loop sends the last poll late: the real lateness seen, in virtual seconds
+        assert latency["smart"] < 0.25 * duration + scale * lag.worst
+        # plain doubling polls at 1, 3, 7, 15 virtual seconds: more polls, later notice (5 s
+        # late, which a loop 0.5 s late, 2.5 virtual seconds, does not make up)
         assert len(dumb.polls) > len(smart.polls)
         assert latency["dumb"] > latency["smart"]
 
 
 async def test_the_first_poll_never_waits_longer_than_max_interval() -> None:
-    policy = PollPolicy(backoff=Backoff(initial=5.0, max_interval=0.02), timeout=2.0)
+    policy = PollPolicy(backoff=Backoff(initial=5.0, max_interval=0.02), timeout=10.0)
     async with env(task_plan=TaskPlan.immediate()) as (fake, client):
         started = time.monotonic()
         await client.segments.refresh_and_wait(**ref_of(fake), policy=policy)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.5  # not the 5 s of an uncapped first poll
 
 
 # --- on_progress ---------------------------------------------------------------------------------
@@ -760,7 +782,7 @@ async def test_persistent_retryable_errors_end_at_the_deadline() -> None:
         task = await client.segments.refresh_counters(**ref_of(fake))
         fake.faults.script(STATUS, Fault.http(503))
         with pytest.raises(TaskTimeoutError) as caught:
-            await task.wait(timeout=0.2)
+            await task.wait(timeout=1.0)
         assert caught.value.last_status is None
         assert fake.calls(STATUS) >= 3
 
@@ -784,7 +806,7 @@ async def test_a_non_retryable_poll_error_ends_the_wait(
         started = time.monotonic()
         with pytest.raises(error_type):
             await task.wait(timeout=5)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.5  # not at the 5 s deadline
         assert fake.calls(STATUS) == 1 and client.polling_tasks() == frozenset()
 
 
@@ -815,8 +837,15 @@ async def test_move_on_after_stops_polling_at_once() -> None:
     log = PollLog()
     async with env(task_plan=TaskPlan.never(), polls=log) as (fake, client):
         task = await client.segments.refresh_counters(**ref_of(fake))
-        callers = log.callers
-        with anyio.move_on_after(0.15) as scope:
+        scopes: list[anyio.CancelScope] = []
+
+        def after(number: int) -> None:
+            if number == 3:  # the scope's deadline comes in: it is due now
+                scopes[0].deadline = anyio.current_time()
+
+        log.after, callers = after, log.callers
+        with anyio.move_on_after(60) as scope:
+            scopes.append(scope)
             await task.wait()
         assert scope.cancelled_caught
         assert len(callers) >= 3
@@ -888,7 +917,7 @@ async def test_a_timeout_after_failing_polls_keeps_the_last_poll_error_as_cause(
         task = await client.segments.refresh_counters(**ref_of(fake))
         fake.faults.script(STATUS, Fault.http(503))
         with pytest.raises(TaskTimeoutError) as caught:
-            await task.wait(timeout=0.2)
+            await task.wait(timeout=1.0)
         assert isinstance(caught.value.__cause__, HTTPStatusError)
         assert caught.value.__cause__.status == 503
 

@@ -175,10 +175,11 @@ async def test_a_thousand_refreshes_with_a_few_failures() -> None:
 
 
 async def test_outcomes_come_in_completion_order() -> None:
-    """Four refreshes needing 13, 8, 4 and 1 polls (10 ms apart) finish in reverse order."""
+    """Four refreshes needing 31, 21, 11 and 1 polls (10 ms apart) finish in reverse order:
+    each 100 ms after the next, a gap no loop's lateness closes (a late loop delays all four)."""
     async with env(segments=4, resources=1, poll=STEADY) as (fake, client):
         refs = segment_refs(fake)
-        for ref, polls in zip(refs, (12, 7, 3, 0), strict=True):
+        for ref, polls in zip(refs, (30, 20, 10, 0), strict=True):
             fake.plan_tasks(TaskPlan.after_polls(polls), segment_id=ref.segment_id)
         async with client.segments.refresh_many(refs, concurrency=4) as results:
             order = [outcome.ref async for outcome in results]
@@ -234,14 +235,21 @@ async def test_resources_refresh_many() -> None:
 
 
 async def test_a_wait_error_and_a_start_error_become_outcomes() -> None:
-    """A timeout on one ref and a refused start on another: the rest still complete."""
-    async with env(segments=3, resources=1, task_plan=TaskPlan.after_polls(1)) as (fake, client):
+    """A timeout on one ref and a refused start on another: the rest still complete.
+
+    The never-ending ref runs out of polls (``max_attempts``: a TaskTimeoutError at its third
+    poll), not out of time: the healthy ref has its whole 10 s to start and be polled once.
+    """
+    async with env(segments=3, resources=1, task_plan=TaskPlan.immediate()) as (fake, client):
         refs = segment_refs(fake)
         fake.plan_tasks(TaskPlan.never(), segment_id=refs[0].segment_id)
         fake.faults.script(START, Fault.api_error(402, "tariff limit"), calls=[2])
-        results = client.segments.refresh_many(refs, concurrency=3, timeout=0.2)
+        three_polls = attrs.evolve(FAST, max_attempts=3)
+        results = client.segments.refresh_many(refs, concurrency=3, timeout=10, policy=three_polls)
         outcomes = {o.ref: o async for o in results}
-        assert isinstance(outcomes[refs[0]].error, TaskTimeoutError)
+        timed_out = outcomes[refs[0]].error
+        assert isinstance(timed_out, TaskTimeoutError)
+        assert len(fake.tasks[timed_out.task_id].polls) == 3
         assert sum(isinstance(o.error, TariffLimitError) for o in outcomes.values()) == 1
         assert sum(o.ok for o in outcomes.values()) == 1
         await assert_everything_stopped(fake, client)

@@ -141,7 +141,7 @@ async def test_forged_unknown_malformed_and_late_calls() -> None:
 
         status, _ = await post(url, b"[" + RESULT_ITEM + b"]")  # a bare result list
         assert status == 200
-        with anyio.fail_after(1):
+        with anyio.fail_after(5):
             pushed = await waiter.wait()
         assert pushed.succeeded and pushed.result[0].channels[0].status.all == 3
 
@@ -185,7 +185,11 @@ def test_receiver_validation_and_repr_hides_the_secret() -> None:
 
 
 async def test_a_wait_after_a_timeout_still_hears_the_webhook() -> None:
-    fake = FakeAltcraft.seeded(profiles=500, segments=2, task_plan=TaskPlan.after_seconds(0.3))
+    """The fake's clock is manual: the task ends (and its webhook goes out) only when the test
+    moves the clock, once the second wait is parked."""
+    fake = FakeAltcraft.seeded(
+        profiles=500, segments=2, task_plan=TaskPlan.after_seconds(1.0), clock="manual"
+    )
     async with (
         fake,
         FeedbackReceiver(safety_poll_interval=30) as receiver,
@@ -196,8 +200,16 @@ async def test_a_wait_after_a_timeout_still_hears_the_webhook() -> None:
         )
         with pytest.raises(TaskTimeoutError):
             await task.wait(timeout=0.05)
+        snapshots: list[Any] = []
+
+        async def second_wait() -> None:
+            snapshots.extend(await task.wait(timeout=10))
+
         with anyio.fail_after(5):
-            snapshots = await task.wait(timeout=10)
+            async with anyio.create_task_group() as group:
+                group.start_soon(second_wait)
+                await anyio.wait_all_tasks_blocked()
+                fake.advance(1.0)  # the task ends now: the fake sends its webhook
         assert counters_of(snapshots) == expected(fake)
         assert receiver.received == 1
         # at most one poll, the first wait's last look before its deadline (a runner that

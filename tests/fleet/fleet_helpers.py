@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 from anyio.abc import Process, SocketAttribute, SocketStream
+from helpers import LoopLag as LoopLag  # re-exported: the fleet tests measure with it
 
 CHILD = Path(__file__).with_name("fleet_child.py")
 #: How long a child may take to start or to finish (a bound, never reached when all is well).
@@ -63,26 +64,6 @@ def peak(times: Sequence[float], window: float) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
-
-
-class LoopLag:
-    """How late this event loop runs what is due: the fake in the test's process stamps a
-    request's arrival when its loop gets to it, so on a loaded machine arrivals that came
-    spread out are stamped together. The most lateness seen bounds that bunching: requests
-    stamped within one second were received within ``1 + worst`` seconds."""
-
-    TICK = 0.01
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-
-    async def measure(self) -> None:
-        """Tick until cancelled, keeping the worst lateness of a tick (a probe, not a wait
-        for a condition)."""
-        while True:
-            due = anyio.current_time() + self.TICK
-            await anyio.sleep(self.TICK)
-            self.worst = max(self.worst, anyio.current_time() - due)
 
 
 @asynccontextmanager
