@@ -249,6 +249,7 @@ SPARSE = PollPolicy(
 SPARSE_LIMIT = 4.0
 
 
+@pytest.mark.one_dialect
 async def test_a_wait_looks_once_more_just_before_its_deadline() -> None:
     # done at 2.0 s: the schedule alone would poll at 0.5 s and 5.5 s and time out at 4 s
     async with env(task_plan=TaskPlan.after_seconds(2.0)) as (fake, client):
@@ -264,6 +265,7 @@ async def test_a_wait_looks_once_more_just_before_its_deadline() -> None:
         assert SPARSE_LIMIT - 0.4 - 0.1 <= waited <= SPARSE_LIMIT + 1.0
 
 
+@pytest.mark.one_dialect
 async def test_the_last_look_is_one_poll_not_a_flurry() -> None:
     async with env(task_plan=TaskPlan.never()) as (fake, client):
         task = await client.segments.refresh_counters(**ref_of(fake))
@@ -303,6 +305,7 @@ async def test_invalid_timeouts_are_refused_before_polling(timeout: Any) -> None
 # --- the poll schedule ---------------------------------------------------------------------------
 
 
+@pytest.mark.one_dialect
 async def test_progress_aware_polls_land_just_after_completion() -> None:
     """A 10 s task (sped up 5x): progress-aware polling needs few polls and notices quickly.
 
