@@ -171,7 +171,7 @@ async def test_three_workers_refresh_a_run_with_a_kill_and_a_crash_in_the_window
 
         # every pair done or reported unknown; the crash is unknown and was not restarted
         final = reports[-1]
-        assert final.complete and final.failed == 0
+        assert final.complete and final.failed == 0, final
         outcomes = {outcome.ref: outcome async for outcome in run.results()}
         assert len(outcomes) == PAIRS
         unknown = {ref for ref, outcome in outcomes.items() if outcome.state == "unknown"}
@@ -206,7 +206,7 @@ async def test_three_workers_refresh_a_run_with_a_kill_and_a_crash_in_the_window
         wall = finished - began
         ideal = len(arrived) / RATE
         recovery = finished - max(at for at, _, _ in workers.deaths)
-        assert wall <= ideal + REDELIVERY + SLICE + 15
+        assert wall <= ideal + REDELIVERY + SLICE + 15, (wall, ideal, recovery, workers.deaths)
         print(
             f"\nfleet e2e seed={SEED}: {PAIRS} pairs, {len(arrived)} requests, wall {wall:.1f} s "
             f"(ideal {ideal:.1f} s), duplicates 0, unknown {len(unknown)} "
