@@ -97,6 +97,7 @@ async def _run(
     async with Fleet(redis_url) as fleet:
         redis: Redis = fleet.redis
         before = int((await redis.info("stats"))["total_commands_processed"])
+        calls_before = _calls(await redis.info("commandstats"))
         command = [sys.executable, "-m", "benchmarks.fleet", "worker", redis_url, fake.base_url]
         processes = [
             subprocess.Popen(
@@ -132,6 +133,7 @@ async def _run(
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
         after = int((await redis.info("stats"))["total_commands_processed"])
+        calls = _calls(await redis.info("commandstats")) - calls_before
         unknown = await run.unknown()  # after the count: reading them is not the run's work
         stats = get_json(fake.url("CONTROL") + "/stats")
         starts = Counter(get_json(fake.url("CONTROL") + "/starts"))
@@ -148,6 +150,10 @@ async def _run(
             "ideal_s": round(len(arrived) / rate, 1),
             "wall_over_ideal": round(wall / (len(arrived) / rate), 2),
             "redis_cmds_per_pair": round((after - before) / pairs, 1),
+            # which commands those are: the most called, per pair (arq's own included)
+            "redis_cmds_top": {
+                name: round(count / pairs, 1) for name, count in calls.most_common(5)
+            },
             "duplicates": sum(count > 1 for count in starts.values()),
             "batches_revived": supervision.revived,
             "max_in_flight": MAX_IN_FLIGHT,
@@ -161,6 +167,13 @@ async def _run(
             "peak_arrived_1s": _peak(arrived),
             "fake_cpu_share": round((stats["cpu_s"] - cpu_before) / wall, 2),
         }
+
+
+def _calls(commandstats: dict[str, Any]) -> Counter[str]:
+    """Calls per command from Redis' ``INFO commandstats`` (``cmdstat_evalsha``: evalsha)."""
+    return Counter(
+        {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in commandstats.items()}
+    )
 
 
 def run_fleet(mode: str, log: Any) -> dict[str, Any]:
@@ -181,13 +194,17 @@ def run_fleet(mode: str, log: Any) -> dict[str, Any]:
 def main(mode: str, json_path: Path | None) -> int:
     """The fleet row, printed as a table (and written to ``json_path``)."""
     row = run_fleet(mode, lambda line: print(line, file=sys.stderr, flush=True))
-    why = row["unknown_why"]
-    columns = [column for column in row if column != "unknown_why"]
+    why, top = row["unknown_why"], row["redis_cmds_top"]
+    columns = [column for column in row if column not in ("unknown_why", "redis_cmds_top")]
     cells = [str(row[column]) for column in columns]
     widths = [max(len(c), len(v)) for c, v in zip(columns, cells, strict=True)]
     print("Fleet: arq workers against FakeAltcraft, one rate in Redis")
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
     print("  ".join(v.rjust(w) for v, w in zip(cells, widths, strict=True)))
+    print(
+        "  Redis commands per pair, the most called: "
+        + ", ".join(f"{name} {per_pair}" for name, per_pair in top.items())
+    )
     for detail, count in why.items():
         print(f"  unknown x{count}: {detail}")
     if json_path is not None:
