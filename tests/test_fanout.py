@@ -352,21 +352,29 @@ async def test_an_abandoned_iterator_is_cancelled_when_collected() -> None:
         await assert_everything_stopped(fake, client)
 
 
+class Pulled:
+    """An iterator over ``refs`` that counts how many the fan-out has pulled."""
+
+    def __init__(self, refs: list[SegmentRef]) -> None:
+        self._refs = iter(refs)
+        self.count = 0
+
+    def __iter__(self) -> Iterator[SegmentRef]:
+        return self
+
+    def __next__(self) -> SegmentRef:
+        ref = next(self._refs)
+        self.count += 1
+        return ref
+
+
 async def test_lazy_refs_are_pulled_only_as_capacity_frees() -> None:
     async with env(task_plan=TaskPlan.after_polls(1)) as (fake, client):
-        refs = segment_refs(fake)
-        pulled = 0
-
-        def lazy() -> Iterator[SegmentRef]:
-            nonlocal pulled
-            for ref in refs:
-                pulled += 1
-                yield ref
-
-        async with client.segments.refresh_many(lazy(), concurrency=5) as results:
+        lazy = Pulled(segment_refs(fake))
+        async with client.segments.refresh_many(lazy, concurrency=5) as results:
             async for _ in results:
                 break
-        assert pulled <= 10
+        assert lazy.count <= 10
         await assert_everything_stopped(fake, client)
 
 
@@ -571,15 +579,8 @@ async def test_a_crashing_run_one_stops_the_fan_out_and_reaches_the_consumer_as_
         pass
 
     async with env(task_plan=TaskPlan.never()) as (fake, client):
-        refs = segment_refs(fake)
-        pulled = 0
+        lazy = Pulled(segment_refs(fake))
         started = 0
-
-        def lazy() -> Iterator[SegmentRef]:
-            nonlocal pulled
-            for ref in refs:
-                pulled += 1
-                yield ref
 
         async def run_one(ref: SegmentRef) -> Any:
             nonlocal started
@@ -592,10 +593,10 @@ async def test_a_crashing_run_one_stops_the_fan_out_and_reaches_the_consumer_as_
             return await task.wait()
 
         with pytest.raises(Boom):
-            async with client._fan_out(lazy(), run_one, concurrency=5, fail_fast=False) as out:
+            async with client._fan_out(lazy, run_one, concurrency=5, fail_fast=False) as out:
                 async for _ in out:
                     raise AssertionError("a never-ending task finished")
-        assert 3 <= started <= pulled <= 5
+        assert 3 <= started <= lazy.count <= 5
         await assert_everything_stopped(fake, client)
 
 

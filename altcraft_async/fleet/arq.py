@@ -11,7 +11,8 @@ finds each pair sending (busy), started (resume) or finished.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -134,18 +135,21 @@ class ArqEngine:
     async def enqueue(
         self, redis_url: str, run: str, refs: Sequence[SegmentRef], batch_size: int
     ) -> int:
-        pool = await create_pool(RedisSettings.from_dsn(self.redis_url or redis_url))
-        try:
+        async with self._pool(redis_url) as pool:
             return await enqueue_run(pool, run, refs, batch_size=batch_size)
-        finally:
-            await pool.aclose()
 
     async def revive(
         self, redis_url: str, run: str, refs: Sequence[SegmentRef], batch_size: int
     ) -> int:
+        async with self._pool(redis_url) as pool:
+            return await revive_run(pool, run, refs, batch_size=batch_size)
+
+    @asynccontextmanager
+    async def _pool(self, redis_url: str) -> AsyncIterator[ArqRedis]:
+        """An arq pool on this engine's Redis (else the run's), closed when the block ends."""
         pool = await create_pool(RedisSettings.from_dsn(self.redis_url or redis_url))
         try:
-            return await revive_run(pool, run, refs, batch_size=batch_size)
+            yield pool
         finally:
             await pool.aclose()
 

@@ -38,6 +38,11 @@ def _settings(redis_url: str, fake: FakeAltcraft, **options: float) -> type:
     )
 
 
+def _cut_settings(redis_url: str, fake: FakeAltcraft) -> type:
+    """Settings whose slices outlast the tasks, so a worker's short job_timeout cuts a batch."""
+    return _settings(redis_url, fake, slice_s=10.0, send_lease=1.0)
+
+
 async def test_a_run_on_an_arq_worker_starts_each_pair_once_and_finishes(redis_url: str) -> None:
     platform = seeded_platform(profiles=50, segments=12, resources=1)
     async with FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(0.6)) as fake:
@@ -102,12 +107,7 @@ async def test_enqueueing_again_revives_a_batch_arq_gave_up_on(redis_url: str) -
     # to enqueue a job id whose result it keeps: without the revival the run stalls.
     platform = seeded_platform(profiles=50, segments=4, resources=1)
     async with FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(2.0)) as fake:
-        settings = _settings(
-            redis_url,
-            fake,
-            slice_s=10.0,  # longer than the tasks: the first worker's job_timeout cuts it
-            send_lease=1.0,
-        )
+        settings = _cut_settings(redis_url, fake)
         refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
         pool = await create_pool(settings.redis_settings)
         try:
@@ -136,12 +136,7 @@ async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_ur
         FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(1.0)) as fake,
         Fleet(redis_url, account="acme") as fleet,
     ):
-        settings = _settings(
-            redis_url,
-            fake,
-            slice_s=10.0,  # longer than the tasks: the first worker's job_timeout cuts it
-            send_lease=1.0,
-        )
+        settings = _cut_settings(redis_url, fake)
         refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
         engine = ArqEngine()
         run = await fleet.start("r1", refs, engine=engine, batch_size=2)  # r1.0 and r1.1
