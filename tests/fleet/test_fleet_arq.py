@@ -102,6 +102,24 @@ async def _burst(settings: type, pool: ArqRedis, job_timeout: float) -> Worker:
     return worker
 
 
+async def _stop(worker: Worker, serving: asyncio.Future[None]) -> None:
+    """Stop a worker serving as its own task: no new jobs, the jobs it runs finish, then close.
+
+    The run can be complete while arq still records the last job's result; ``Worker.close``
+    cancels such a job mid-write and then raises its CancelledError into the caller, before
+    ``on_shutdown`` closes the worker's client."""
+    serving.cancel()  # as arq's signal handler does: the poll loop ends, no new job starts
+    await asyncio.wait({serving}, timeout=10)
+    assert serving.done()
+    if not serving.cancelled():
+        serving.result()  # the worker's own error, if it ended with one
+    if worker.tasks:
+        await asyncio.wait(set(worker.tasks.values()), timeout=10)
+    with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close()
+        warnings.simplefilter("ignore", DeprecationWarning)
+        await worker.close()
+
+
 async def test_enqueueing_again_revives_a_batch_arq_gave_up_on(redis_url: str) -> None:
     # arq fails a job that overruns its job_timeout and never runs it again, and it refuses
     # to enqueue a job id whose result it keeps: without the revival the run stalls.
@@ -163,14 +181,7 @@ async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_ur
                     engine, every=0.2, check_every=0.1, timeout=60, on_progress=seen.append
                 )
             finally:
-                serving.cancel()
-                await asyncio.wait({serving}, timeout=10)
-            assert serving.done()
-            if not serving.cancelled():
-                serving.result()  # the worker's own error, if it ended with one
-            with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close()
-                warnings.simplefilter("ignore", DeprecationWarning)
-                await worker.close()
+                await _stop(worker, serving)
         finally:
             await pool.aclose()
         assert supervision.revived == 2  # the given-up batch and the lost one, once each
