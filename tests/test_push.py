@@ -58,6 +58,10 @@ async def test_push_wins_and_polling_stops() -> None:
         assert counters_of(snapshots) == expected(fake)
         assert fake.calls("tasks/status") == 0  # done by push alone
         assert receiver.received == 1
+        # the receiver had the webhook before it answered; the fake records the delivery
+        # when it has read that answer
+        with anyio.fail_after(10):
+            await fake.wait_webhooks()
         (webhook,) = fake.webhooks
         assert webhook.delivered
         task = fake.tasks[webhook.task_id]
