@@ -83,6 +83,8 @@ async def test_a_webhook_finishes_a_pair_whose_worker_is_gone(redis_url: str) ->
         assert await ledger.unknown() == []
         # each task was started once, its webhook delivered once and stored once
         assert len(fake.tasks) == 2
+        with anyio.fail_after(DEADLINE):  # the fake records a delivery once it read the answer
+            await fake.wait_webhooks()
         assert [record.status for record in fake.webhooks] == [200, 200]
         # the dead worker's late finish (a zombie) changes nothing
         assert not await ledger.finish(pair_id(first), "worker-1", 1, result=[])
