@@ -8,8 +8,9 @@ workers do, through the engine; this module only reads the ledger, so watching a
 100,000 pairs costs a few Redis reads, not requests against the account's rate.
 
 ``wait_pair`` is event-driven: it subscribes to the pair's channel (the ledger publishes a
-pair's final state there), then reads the pair, then waits for a message, all under one
-deadline. Subscribing before reading closes the race with a pair finishing in between.
+pair's final state there), waits for Redis to confirm the subscription, then reads the pair,
+then waits for a message, all under one deadline. Subscribed before reading, it cannot miss a
+pair finishing in between.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ._ledger import PairState, _pair_state
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 __all__ = ["Engine", "Fleet", "FleetRun", "RunProgress", "Supervision"]
 
@@ -303,6 +305,7 @@ class FleetRun:
         pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(key)
+            await _subscribed(pubsub, deadline)  # (at the deadline the read below tells)
             while True:
                 row = _decode(await self._redis.hgetall(key))  # type: ignore[misc]
                 if row.get("state") in FINAL:
@@ -320,6 +323,18 @@ class FleetRun:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def _subscribed(pubsub: PubSub, deadline: float) -> None:
+    """Wait for Redis's confirmation of ``pubsub``'s subscription, until ``deadline``.
+
+    ``subscribe()`` returns once SUBSCRIBE is sent, not once Redis has taken it: a pair that
+    finishes after the read that follows and before Redis subscribes is published to nobody.
+    The confirmation is the first message of a new subscription, so it is the first read."""
+    while (left := deadline - time.monotonic()) > 0:
+        message = await pubsub.get_message(timeout=left)
+        if message is not None and message["type"] == "subscribe":
+            return
 
 
 def _decode(row: dict[bytes, bytes]) -> dict[str, str]:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Literal
 
 import anyio
 from anyio.abc import Process, SocketAttribute, SocketStream
@@ -82,12 +83,18 @@ class HeldReplies:
     """A TCP proxy in front of the test's redis-server (a ``unix://`` URL) that can hold Redis'
     replies: once a request carrying ``marker`` went through, it waits for ``release`` before
     passing any reply on. Redis has run the request; its client does not know yet, which is
-    the moment a test wants to cut that client off."""
+    the moment a test wants to cut that client off.
 
-    def __init__(self, redis_url: str, marker: bytes) -> None:
+    With ``hold="requests"`` it holds the marked request itself (and what follows it on its
+    connection) until ``release``: its client has sent it, Redis has not taken it in yet."""
+
+    def __init__(
+        self, redis_url: str, marker: bytes, hold: Literal["replies", "requests"] = "replies"
+    ) -> None:
         self.path = redis_url.removeprefix("unix://")
         self.marker = marker
-        self.sent = anyio.Event()  # the marked request reached Redis
+        self.hold = hold
+        self.sent = anyio.Event()  # the marked request reached Redis (or, held, the proxy)
         self.release = anyio.Event()
         self.url = ""
 
@@ -101,6 +108,9 @@ class HeldReplies:
             async def requests() -> None:
                 with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     async for data in client:
+                        if self.marker in data and self.hold == "requests":
+                            self.sent.set()
+                            await self.release.wait()
                         await upstream.send(data)
                         if self.marker in data:
                             self.sent.set()
@@ -119,9 +129,11 @@ class HeldReplies:
 
 
 @asynccontextmanager
-async def held_replies(redis_url: str, marker: bytes) -> AsyncIterator[HeldReplies]:
+async def held_replies(
+    redis_url: str, marker: bytes, hold: Literal["replies", "requests"] = "replies"
+) -> AsyncIterator[HeldReplies]:
     """A :class:`HeldReplies` proxy serving on a free loopback port while the block runs."""
-    proxy = HeldReplies(redis_url, marker)
+    proxy = HeldReplies(redis_url, marker, hold)
     async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
         proxy.url = f"redis://127.0.0.1:{listener.extra(SocketAttribute.local_port)}"
         async with anyio.create_task_group() as group:

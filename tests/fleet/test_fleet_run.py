@@ -186,6 +186,41 @@ async def test_another_process_awaits_a_pair_it_did_not_start(redis_url: str) ->
         assert (await run.wait_pair(ref, timeout=1)).result == outcome.result
 
 
+async def test_a_pair_that_finishes_before_redis_takes_the_subscription_is_heard(
+    redis_url: str,
+) -> None:
+    """``subscribe()`` returns once SUBSCRIBE is sent, not once Redis has it: here Redis takes
+    the waiter's SUBSCRIBE only after the pair finished and was published. The waiter reads
+    the pair once Redis confirmed its subscription, so it finds it done instead of waiting for
+    a message that went to nobody."""
+    ref = SegmentRef(1, 1, 1)
+    async with (
+        FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
+        Fleet(redis_url, account="acme") as fleet,
+        held_replies(redis_url, marker=b"SUBSCRIBE", hold="requests") as proxy,
+        Fleet(proxy.url, account="acme") as elsewhere,
+        AltcraftClient(fake.url, token=fake.token) as client,
+    ):
+        await fleet.start("r1", [ref])
+        async with anyio.create_task_group() as group:  # two connections open in its pool,
+            for _ in range(2):  # the waiter's subscription's and its read's: one trip each
+                group.start_soon(elsewhere.redis.ping)
+        ledger = StartLedger(fleet.redis, account="acme", run="r1")
+        waited = []
+
+        async def wait() -> None:
+            waited.append(await elsewhere.run("r1").wait_pair(ref, timeout=30))
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait)
+                await proxy.sent.wait()  # the waiter sent its SUBSCRIBE; Redis has not got it
+                assert (await run_pair(client, ledger, ref, "worker")).state == "done"
+                proxy.release.set()
+        (outcome,) = waited
+        assert outcome.state == "done" and as_counters(outcome.result) == counters_of(fake, 1)
+
+
 async def test_a_start_whose_slot_went_stale_in_a_late_claim_is_released_not_unknown(
     redis_url: str,
 ) -> None:
