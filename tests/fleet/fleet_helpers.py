@@ -8,11 +8,14 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 from anyio.abc import Process, SocketAttribute, SocketStream
 from helpers import LoopLag as LoopLag  # re-exported: the fleet tests measure with it
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import PubSub
 
 CHILD = Path(__file__).with_name("fleet_child.py")
 #: How long a child may take to start or to finish (a bound, never reached when all is well).
@@ -54,6 +57,19 @@ async def expect(process: Process, text: str) -> None:
 async def go(process: Process) -> None:
     assert process.stdin is not None
     await process.stdin.send(b"go\n")
+
+
+async def subscribe(pubsub: PubSub, *channels: str) -> None:
+    """Subscribe ``pubsub`` to ``channels`` and wait until Redis confirmed each one:
+    ``subscribe()`` returns once SUBSCRIBE is sent, and what is published before Redis took it
+    in goes to nobody. Redis confirms a SUBSCRIBE's channels before any message of theirs."""
+    await pubsub.subscribe(*channels)
+    with anyio.fail_after(CHILD_DEADLINE):
+        for _ in channels:
+            message = None
+            while message is None:
+                message = await pubsub.get_message(timeout=CHILD_DEADLINE)
+            assert message["type"] == "subscribe", message
 
 
 def peak(times: Sequence[float], window: float) -> int:

@@ -33,7 +33,7 @@ from altcraft_async.fleet import (
 from altcraft_async.fleet._keys import pair_key
 from altcraft_async.testing import FakeAltcraft, Fault, ManualClock, TaskPlan, seeded_platform
 
-from .fleet_helpers import child, expect, go, held_replies
+from .fleet_helpers import child, expect, go, held_replies, subscribe
 from .test_fleet_ledger import as_counters, counters_of, starts_of
 
 pytestmark = pytest.mark.anyio
@@ -268,7 +268,7 @@ async def test_a_start_cancelled_before_it_left_gives_its_claim_back(redis_url: 
         key = pair_key("acme", "r1", pair_id(ref))
         await redis.config_set("notify-keyspace-events", "Kh")
         pubsub = redis.pubsub()
-        await pubsub.subscribe(f"__keyspace@0__:{key}")
+        await subscribe(pubsub, f"__keyspace@0__:{key}")  # confirmed: no write goes unheard
         try:
             async with AltcraftClient(fake.url, token=fake.token, rate_limiter=limiter) as client:
                 async with limiter.slot():  # the slot due now: the start's is 2 s away
