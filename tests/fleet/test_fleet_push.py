@@ -14,6 +14,7 @@ from altcraft_async.fleet import Fleet, FleetFeedbackReceiver, StartLedger, pair
 from altcraft_async.fleet._keys import pair_key
 from altcraft_async.testing import FakeAltcraft, TaskPlan, seeded_platform
 
+from .fleet_helpers import subscribe
 from .test_fleet_ledger import as_counters
 
 pytestmark = pytest.mark.anyio
@@ -40,8 +41,8 @@ async def test_a_webhook_finishes_a_pair_whose_worker_is_gone(redis_url: str) ->
         ledger = StartLedger(redis, account="acme", run="nightly")
         # the pairs' channels, where the ledger publishes each final state
         channels = redis.pubsub()
-        await channels.subscribe(
-            *(pair_key("acme", "nightly", pair_id(r)) for r in (first, second))
+        await subscribe(
+            channels, *(pair_key("acme", "nightly", pair_id(r)) for r in (first, second))
         )
         # a worker starts both, stores the first's token, loses the second's reply (unknown),
         # and dies: nobody polls either task from here on
