@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -519,3 +521,33 @@ def test_mix_helpers_and_proxy_arguments() -> None:
         ChaosProxy.from_url("https://example.com")
     with pytest.raises(RuntimeError, match="not running"):
         _ = proxy.url
+
+
+STOP_RACE = """
+import asyncio
+from altcraft_async.testing import ChaosProxy
+
+async def main():
+    proxy = ChaosProxy.from_url("http://127.0.0.1:9")
+    await proxy.start()
+    async def serve():
+        return None
+    task = asyncio.get_running_loop().create_task(serve())
+    await asyncio.sleep(0)  # ended; the callback that unregisters it not yet run
+    proxy._handlers.add(task)
+    task.add_done_callback(proxy._handler_done)
+    await proxy.stop()
+    print("stopped")
+
+asyncio.run(main())
+"""
+
+
+def test_stop_does_not_spin_on_a_handler_that_just_ended() -> None:
+    # gather() of ended tasks returns without yielding on 3.12+: stop() waited for a done
+    # callback the loop never got to run, at full CPU. A subprocess, so that a regression
+    # fails in seconds instead of hanging the run.
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_RACE], capture_output=True, text=True, timeout=20
+    )
+    assert done.stdout.strip() == "stopped", done.stderr

@@ -494,6 +494,11 @@ class ChaosProxy:
             for task in handlers:
                 task.cancel()
             await asyncio.gather(*handlers, return_exceptions=True)
+            # an ended handler leaves _handlers by its done callback, which may not have run
+            # yet: gather() of ended tasks returns without yielding to the loop (3.12+), so
+            # waiting for the callback here would spin forever
+            for task in handlers:
+                self._forget(task)
         if server is not None:
             await server.wait_closed()
 
@@ -570,6 +575,12 @@ class ChaosProxy:
         task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self._forget(task)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        """Unregister an ended handler, keeping its crash (once: stop() may come first)."""
+        if task not in self._handlers:
+            return
         self._handlers.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.errors.append(task.exception())  # type: ignore[arg-type]
