@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.abc import Process
+from arq.constants import default_queue_name, in_progress_key_prefix
 
 from altcraft_async import SegmentRef
 from altcraft_async.fleet import Fleet
@@ -62,6 +63,19 @@ async def finish(process: Process, log: Path) -> str:
     return output
 
 
+async def jobs_recorded(fleet: Fleet) -> None:
+    """Until arq has recorded every job's result (it keeps a job queued, and its in-progress
+    key, until then). The run is complete a step before that: a SIGTERM then cancels a job
+    still recording its result, and arq's Worker.close raises the job's CancelledError,
+    skipping on_shutdown (the client is left open) and failing the worker's exit. Each check
+    is a round trip to Redis; 60 s at most."""
+    with anyio.fail_after(DEADLINE):
+        while await fleet.redis.zcard(default_queue_name) or await fleet.redis.keys(
+            in_progress_key_prefix + "*"
+        ):
+            pass
+
+
 async def test_the_fleet_examples_refresh_a_run_and_another_process_awaits_a_pair(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -103,6 +117,7 @@ async def test_the_fleet_examples_refresh_a_run_and_another_process_awaits_a_pai
                 pids += [waiter.pid, producer.pid]
                 produced = await finish(producer, producer_log)
                 awaited = await finish(waiter, waiter_log)
+            await jobs_recorded(fleet)
             for worker in workers:  # arq shuts down cleanly on SIGTERM, closing the client
                 worker.send_signal(signal.SIGTERM)
             for index, worker in enumerate(workers):
