@@ -78,6 +78,8 @@ class Fleetworkers:
                 )
                 self.alive[index] = process
                 self.pids.append(process.pid)
+                if self.stopping:  # stop() came while it was starting: it never saw it
+                    os.kill(process.pid, signal.SIGKILL)
                 try:
                     await process.wait()
                 finally:
