@@ -6,12 +6,13 @@ every write. A wait cut short by ``timeout`` (a slice of a batch) leaves the pai
 for whoever resumes it next.
 
 **The ``sending`` window is bounded and knows what it did not send.** A pair is ``sending``
-from its claim to its stored token; a start that is cut off in there (the engine's job timeout
-cancels it, or its worker dies) leaves the pair ``unknown`` at the next claim, so nothing that
-may wait without bound belongs in there. The start's rate slot is therefore taken *before*
-the claim (``RedisRateLimiter.slot``, handed out a learned claim latency ahead of its time),
-and what may still wait inside the window is bounded and, when it ends without sending, gives
-the claim back (``released``: startable again), never ``unknown``:
+from its claim to its stored token; a worker that dies in there leaves the pair ``unknown``
+at the next claim, and a cancelled start (the engine's job timeout, a shutdown) waits for what
+is in flight there (below), so nothing that may wait without bound belongs in there. The
+start's rate slot is therefore taken *before* the claim (``RedisRateLimiter.slot``, handed
+out a learned claim latency ahead of its time), and what may still wait inside the window is
+bounded and, when it ends without sending, gives the claim back (``released``: startable
+again), never ``unknown``:
 
 - the start call's whole ``timeout`` is the send lease from the claim, so it ends (sent or
   not) before another claimer may call the pair ``unknown`` (or, with ``on_unknown=
@@ -23,9 +24,13 @@ the claim back (``released``: startable again), never ``unknown``:
   released, retried on the batch's next try. Not a retake-in-a-loop (which, when every claim
   is late, burned slots forever): one bounded wait per try;
 - a start cancelled before its acquire returned (``PrepaidSlot.passed`` is False: nothing
-  went towards the transport) gives the claim back under a shield, then lets the
-  cancellation go on; so does one cancelled while Redis answered its claim (the claim's
-  round trip is shielded, so its fence is known: ``_claim``).
+  went towards the transport) gives the claim back, then lets the cancellation go on; so
+  does one cancelled while Redis answered its claim (the claim's round trip is seen through,
+  so its fence is known: ``_claim``). A start cancelled after its acquire returned is on the
+  wire: it is seen through to its stored token (or its verdict), then the cancellation goes
+  on, so a graceful stop (arq cancels its jobs on SIGTERM) leaves nothing ``unknown``.
+  "Seen through" (``_seen_through``) is more than anyio's shield, which asyncio's
+  ``Task.cancel`` (arq's way to end a job) goes through.
 
 Why this rather than a deadline alone: one whole-call deadline cuts a send that began just
 before it (sent, so ``unknown``); bounding the slot wait at half the lease leaves the other
@@ -38,12 +43,14 @@ crash leaves open, for the tests to prove it is detected (``unknown``) and never
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import signal
 import time
-from contextlib import AsyncExitStack
-from typing import Literal
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack, suppress
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -77,8 +84,10 @@ __all__ = [
 ]
 
 CRASH_ENV = "ALTCRAFT_FLEET_CRASH_AFTER_SEND"
-#: Seconds a cancelled start may take to give its claim back (under a shield).
+#: Seconds a claim's round trip, or a cancelled start's give-back, may take.
 RELEASE_DEADLINE = 5.0
+
+T = TypeVar("T")
 
 #: ``done`` / ``failed`` / ``unknown`` are final; ``sending`` (a start in flight, as the run
 #: API reads a pair), ``started`` (the wait's slice ended),
@@ -178,21 +187,67 @@ async def run_pair(
 
 
 async def _claim(ledger: StartLedger, pair: str, owner: str) -> Claim:
-    """``owner``'s claim of ``pair``, its round trip shielded (at most ``RELEASE_DEADLINE``): a
-    cancellation that came while Redis answered could not tell whether the pair was claimed,
-    and a claim it cut would stay ``sending`` until its lease ran out, then turn ``unknown``
-    though nothing was sent. After the answer the fence is known, so a cancelled claimer
-    gives a won claim back (under the same shield) and lets the cancellation go on."""
-    with anyio.CancelScope(shield=True), anyio.fail_after(RELEASE_DEADLINE):
-        claim = await ledger.claim(pair, owner)
+    """``owner``'s claim of ``pair``, its round trip seen through (at most
+    ``RELEASE_DEADLINE``): a cancellation that came while Redis answered could not tell
+    whether the pair was claimed, and a claim it cut would stay ``sending`` until its lease ran
+    out, then turn ``unknown`` though nothing was sent. After the answer the fence is known, so
+    a cancelled claimer gives a won claim back and lets the cancellation go on."""
+    claim, cancelled = await _seen_through(_within(RELEASE_DEADLINE, ledger.claim(pair, owner)))
     try:
+        if cancelled is not None:
+            raise cancelled
         await anyio.lowlevel.checkpoint_if_cancelled()
     except anyio.get_cancelled_exc_class():
         if claim.action == "start":
-            with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_DEADLINE):
-                await ledger.release(pair, owner, claim.fence)
+            await _give_back(ledger, pair, owner, claim.fence)
         raise
     return claim
+
+
+async def _give_back(ledger: StartLedger, pair: str, owner: str, fence: int) -> None:
+    """Release a claim on the way out of a cancelled start (seen through, at most
+    ``RELEASE_DEADLINE``: a release that does not come leaves the pair to its lease)."""
+
+    async def release() -> None:
+        with anyio.move_on_after(RELEASE_DEADLINE):
+            await ledger.release(pair, owner, fence)
+
+    await _seen_through(release())
+
+
+async def _within(seconds: float, work: Awaitable[T]) -> T:
+    with anyio.fail_after(seconds):
+        return await work
+
+
+async def _seen_through(
+    work: Coroutine[Any, Any, T], *, abandon: Callable[[], bool] = lambda: False
+) -> tuple[T, BaseException | None]:
+    """Run ``work`` to its end whatever cancels this task meanwhile, unless ``abandon()`` says
+    so when the cancellation comes (then ``work`` itself is cancelled). Returns its result and
+    the cancellation that came, for the caller to raise once it has acted on the result (a
+    cancellation also ends the call when ``work`` failed or was abandoned).
+
+    anyio's shield holds against a cancel scope, not against asyncio's ``Task.cancel``, and
+    that is how arq ends a job (its ``job_timeout`` through ``asyncio.wait_for``, a SIGTERM, an
+    abort): so ``work`` runs as a task of its own, which a cancellation of this one does not
+    reach; the wait after the first cancellation is shielded, so a cancel scope does not
+    deliver its cancellation again and again meanwhile."""
+    inner = asyncio.ensure_future(work)
+    cancelled: BaseException | None = None
+    try:
+        await asyncio.wait({inner})
+    except asyncio.CancelledError as error:  # a cancel scope's or a Task.cancel
+        cancelled = error
+        if abandon():
+            inner.cancel()
+        with anyio.CancelScope(shield=True):
+            while not inner.done():
+                with suppress(asyncio.CancelledError):  # one more Task.cancel
+                    await asyncio.wait({inner})
+    if cancelled is not None and (inner.cancelled() or inner.exception() is not None):
+        raise cancelled
+    return inner.result(), cancelled
 
 
 async def _start(
@@ -206,26 +261,38 @@ async def _start(
     slot: PrepaidSlot | None,
 ) -> Task | PairOutcome:
     """Send the start the ledger gave ``owner`` and store its resume token (the window),
-    all of it by ``lease_ends`` (``time.monotonic()``); see the module for why."""
-    try:
-        task = await client.segments.refresh_counters(
-            segment_id=ref.segment_id,
-            resource_id=ref.resource_id,
-            database_id=ref.database_id,
-            timeout=max(lease_ends - time.monotonic(), 0.001),
-        )
-    except (TransportError, HTTPStatusError, APIError, DecodeError) as error:
-        return await _start_failed(ledger, pair, ref, owner, fence, error)
-    except anyio.get_cancelled_exc_class():
-        if slot is not None and not slot.passed:  # provably nothing went towards the transport
-            with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_DEADLINE):
-                await ledger.release(pair, owner, fence)
-        raise
-    if os.environ.get(CRASH_ENV) == pair:
-        os.kill(os.getpid(), signal.SIGKILL)
-    if not await ledger.started(pair, owner, fence, task.resume_token()):
-        return PairOutcome(ref, "lost", task_id=task.task_id)
-    return task
+    all of it by ``lease_ends`` (``time.monotonic()``); see the module for why. A
+    cancellation before anything went towards the transport gives the claim back; after, the
+    start is seen through to its stored token (or its verdict), then the cancellation goes on:
+    a job stopped gracefully (arq on SIGTERM) leaves nothing ``unknown``."""
+
+    def unsent() -> bool:  # provably nothing went towards the transport
+        return slot is not None and not slot.passed
+
+    async def send() -> Task | PairOutcome:
+        try:
+            task = await client.segments.refresh_counters(
+                segment_id=ref.segment_id,
+                resource_id=ref.resource_id,
+                database_id=ref.database_id,
+                timeout=max(lease_ends - time.monotonic(), 0.001),
+            )
+        except (TransportError, HTTPStatusError, APIError, DecodeError) as error:
+            return await _start_failed(ledger, pair, ref, owner, fence, error)
+        except anyio.get_cancelled_exc_class():
+            if unsent():
+                await _give_back(ledger, pair, owner, fence)
+            raise
+        if os.environ.get(CRASH_ENV) == pair:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if not await ledger.started(pair, owner, fence, task.resume_token()):
+            return PairOutcome(ref, "lost", task_id=task.task_id)
+        return task
+
+    begun, cancelled = await _seen_through(send(), abandon=unsent)
+    if cancelled is not None:
+        raise cancelled
+    return begun
 
 
 #: What a failed start request means for its pair: ``released`` (provably never processed:

@@ -141,8 +141,9 @@ async def test_enqueueing_again_revives_a_batch_arq_gave_up_on(redis_url: str) -
         assert max(starts.values()) == 1  # never a pair started twice
         async with aioredis.Redis.from_url(redis_url) as redis:
             counts = await StartLedger(redis, account="acme", run="r1").counts()
-        assert counts["done"] + counts["unknown"] == len(refs)  # every pair final
-        assert counts["done"] >= 1  # (unknown: a start the cut job was sending)
+        # every pair done: a start the cut job was sending was seen through to its token
+        # (arq cuts a job with Task.cancel), a claim it was making was given back
+        assert (counts["done"], counts["unknown"]) == (len(refs), 0)
 
 
 async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_url: str) -> None:
@@ -189,4 +190,4 @@ async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_ur
         starts = Counter(task.segment_id for task in fake.tasks.values())
         assert max(starts.values()) == 1  # never a pair started twice
         final = supervision.progress
-        assert final.done + final.unknown == len(refs) and final.done >= 2
+        assert (final.done, final.unknown) == (len(refs), 0)  # the cut job's sends seen through

@@ -4,6 +4,8 @@ it (pub/sub, under a deadline), and a start whose reply was lost reported ``unkn
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import anyio
@@ -16,6 +18,7 @@ from altcraft_async import (
     DecodeError,
     HTTPStatusError,
     InvalidRequestError,
+    RequestEvent,
     RequestTimeoutError,
     SegmentRef,
     TaskTimeoutError,
@@ -39,6 +42,38 @@ from .test_fleet_ledger import as_counters, counters_of, starts_of
 pytestmark = pytest.mark.anyio
 
 START = "segments/refresh_counters"
+
+#: How an engine cuts a job off: an anyio cancel scope, or asyncio's ``Task.cancel``, which is
+#: how arq ends one (its job timeout through ``asyncio.wait_for``, a SIGTERM, an abort) and
+#: which anyio's shield does not hold against.
+CUTS = ["scope", "task"]
+
+
+async def cut_off(
+    job: Callable[[], Awaitable[object]],
+    cue: Callable[[], Awaitable[object]],
+    how: str,
+    then: Callable[[], object] = lambda: None,
+) -> None:
+    """Run ``job``, cut it off ``how`` once ``cue`` returned, call ``then``, and wait (bounded)
+    for the job to end: it must end by that cancellation."""
+    with anyio.fail_after(30):
+        if how == "scope":
+            async with anyio.create_task_group() as group:
+                group.start_soon(job)
+                await cue()
+                group.cancel_scope.cancel()
+                then()
+            assert group.cancel_scope.cancelled_caught
+            return
+        task = asyncio.ensure_future(job())
+        try:
+            await cue()
+        finally:
+            task.cancel()
+            then()
+            await asyncio.wait({task})
+        assert task.cancelled()
 
 
 def test_what_a_failed_start_means() -> None:
@@ -221,6 +256,42 @@ async def test_a_pair_that_finishes_before_redis_takes_the_subscription_is_heard
         assert outcome.state == "done" and as_counters(outcome.result) == counters_of(fake, 1)
 
 
+@pytest.mark.parametrize("how", CUTS)
+async def test_a_start_on_the_wire_when_its_job_is_cut_off_is_seen_through_to_its_token(
+    redis_url: str, how: str
+) -> None:
+    """The engine cuts a job off (arq: a SIGTERM, its job timeout) while the job's start is on
+    the wire: the start is seen through to its reply and its token stored, then the
+    cancellation goes on. The pair is ``started`` (the next try resumes it), not ``sending``,
+    which would turn ``unknown`` once the lease ran out though the task exists."""
+    ref = SegmentRef(1, 1, 1)
+    on_the_wire = anyio.Event()
+
+    def sent(event: RequestEvent) -> None:
+        if event.endpoint == "segments.refresh_counters":
+            on_the_wire.set()
+
+    async with (
+        FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
+        aioredis.Redis.from_url(redis_url) as redis,
+    ):
+        limiter = RedisRateLimiter(redis, rate=100, account="acme")
+        ledger = StartLedger(redis, account="acme", run="r1")
+        async with AltcraftClient(
+            fake.url, token=fake.token, rate_limiter=limiter, event_hooks={"request": [sent]}
+        ) as client:
+            fake.faults.next(START, Fault.delay(1.0))  # its reply is a second away
+            job = partial(run_pair, client, ledger, ref, "job", limiter=limiter)
+            await cut_off(job, on_the_wire.wait, how)
+            state = await ledger.pair(pair_id(ref))
+            assert (state.state, state.owner, state.fence) == ("started", "job", 1)
+            assert state.token  # the resume token, stored before the job ended
+            assert fake.calls(START) == 1
+            outcome = await run_pair(client, ledger, ref, "job", limiter=limiter)  # its next try
+        assert outcome.state == "done" and as_counters(outcome.result) == counters_of(fake, 1)
+        assert starts_of(fake, 1) == 1  # resumed, never started again
+
+
 async def test_a_start_whose_slot_went_stale_in_a_late_claim_is_released_not_unknown(
     redis_url: str,
 ) -> None:
@@ -254,10 +325,13 @@ async def test_a_start_whose_slot_went_stale_in_a_late_claim_is_released_not_unk
         assert starts_of(fake, 1) == 1
 
 
-async def test_a_start_cancelled_before_it_left_gives_its_claim_back(redis_url: str) -> None:
+@pytest.mark.parametrize("how", CUTS)
+async def test_a_start_cancelled_before_it_left_gives_its_claim_back(
+    redis_url: str, how: str
+) -> None:
     """The engine cancels a job (its timeout, a shutdown) while a start waits inside its
     ``sending`` window for its slot: the limiter knows no request of it went towards the
-    transport, so the claim is given back under a shield instead of turning ``unknown``."""
+    transport, so the claim is given back instead of turning ``unknown``."""
     ref = SegmentRef(1, 1, 1)
     async with (
         FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
@@ -274,16 +348,16 @@ async def test_a_start_cancelled_before_it_left_gives_its_claim_back(redis_url: 
                 async with limiter.slot():  # the slot due now: the start's is 2 s away
                     pass
                 limiter.lead = 60.0  # claims were seen to take long: hand the slot out now
-                with anyio.fail_after(30):
-                    async with anyio.create_task_group() as group:
-                        job = partial(run_pair, client, ledger, ref, "job", limiter=limiter)
-                        group.start_soon(job)
-                        message = None
-                        while message is None:  # the claim's write: the start is waiting
-                            message = await pubsub.get_message(
-                                ignore_subscribe_messages=True, timeout=30
-                            )
-                        group.cancel_scope.cancel()  # the job is cut off
+
+                async def claimed() -> None:  # the claim's write: the start is waiting
+                    message = None
+                    while message is None:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=30
+                        )
+
+                job = partial(run_pair, client, ledger, ref, "job", limiter=limiter)
+                await cut_off(job, claimed, how)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
             await redis.config_set("notify-keyspace-events", "")
@@ -296,13 +370,14 @@ async def test_a_start_cancelled_before_it_left_gives_its_claim_back(redis_url: 
         assert starts_of(fake, 1) == 1
 
 
+@pytest.mark.parametrize("how", CUTS)
 async def test_a_start_cancelled_while_its_claim_is_answered_gives_the_claim_back(
-    redis_url: str,
+    redis_url: str, how: str
 ) -> None:
     """The engine cancels a job while Redis answers the pair's claim: Redis has claimed the
-    pair, the worker has not heard. The claim's round trip is shielded, so the worker learns its
-    fence, gives the claim back and is cancelled: the pair is startable, not ``sending`` (which
-    would turn ``unknown`` when the lease ran out, though nothing was sent)."""
+    pair, the worker has not heard. The claim's round trip is seen through, so the worker learns
+    its fence, gives the claim back and is cancelled: the pair is startable, not ``sending``
+    (which would turn ``unknown`` when the lease ran out, though nothing was sent)."""
     ref, warm = SegmentRef(1, 1, 1), SegmentRef(2, 1, 1)
     async with (
         FakeAltcraft(seeded_platform(profiles=50, segments=2, resources=1)) as fake,
@@ -313,12 +388,9 @@ async def test_a_start_cancelled_while_its_claim_is_answered_gives_the_claim_bac
         ledger = StartLedger(redis, account="acme", run="r1")
         # Redis learns the ledger's scripts first (a claim cut at NOSCRIPT would claim nothing)
         assert (await run_pair(client, ledger, warm, "warm")).state == "done"
-        with anyio.fail_after(30):
-            async with anyio.create_task_group() as group:
-                group.start_soon(run_pair, client, ledger, ref, "cut-in-claim")
-                await proxy.sent.wait()  # Redis has run the claim; its answer is held
-                group.cancel_scope.cancel()  # the job is cut off
-                proxy.release.set()
+        job = partial(run_pair, client, ledger, ref, "cut-in-claim")
+        # cut off once Redis has run the claim, its answer held until then
+        await cut_off(job, proxy.sent.wait, how, then=proxy.release.set)
         assert fake.calls(START) == 1  # only the warm-up's start left
         state = await ledger.pair(pair_id(ref))
         assert state.state is None and state.fence == 1  # claimed once, given back
