@@ -4,6 +4,7 @@ and the real redis-server; waits end in slices and the job re-schedules itself."
 from __future__ import annotations
 
 import asyncio
+import signal
 import warnings
 from collections import Counter
 
@@ -14,10 +15,10 @@ from arq.connections import ArqRedis, create_pool
 from arq.constants import default_queue_name
 from arq.worker import Worker
 
-from altcraft_async import AltcraftClient, Backoff, PollPolicy, SegmentRef
-from altcraft_async.fleet import Fleet, RunProgress, StartLedger
+from altcraft_async import AltcraftClient, Backoff, PollPolicy, RequestEvent, SegmentRef
+from altcraft_async.fleet import Fleet, RunProgress, StartLedger, pair_id
 from altcraft_async.fleet.arq import ArqEngine, enqueue_run, worker_settings
-from altcraft_async.testing import FakeAltcraft, TaskPlan, seeded_platform
+from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan, seeded_platform
 
 pytestmark = pytest.mark.anyio
 
@@ -191,3 +192,66 @@ async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_ur
         assert max(starts.values()) == 1  # never a pair started twice
         final = supervision.progress
         assert (final.done, final.unknown) == (len(refs), 0)  # the cut job's sends seen through
+
+
+async def test_a_worker_stopped_while_a_start_is_on_the_wire_leaves_the_pair_started(
+    redis_url: str,
+) -> None:
+    """arq stops a worker on SIGTERM by cancelling its jobs (``Worker.handle_sig``, with
+    asyncio's ``Task.cancel``). A start on the wire then is seen through to its token before
+    the job ends, so the pair is ``started`` and the job's next run resumes it: a graceful
+    restart of the workers leaves nothing ``unknown`` and starts nothing twice."""
+    platform = seeded_platform(profiles=50, segments=1, resources=1)
+    on_the_wire = anyio.Event()
+
+    def sent(event: RequestEvent) -> None:
+        if event.endpoint == "segments.refresh_counters":
+            on_the_wire.set()
+
+    async with FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(0.3)) as fake:
+        settings = worker_settings(
+            redis_url=redis_url,
+            client=lambda limiter: AltcraftClient(
+                fake.url,
+                token=fake.token,
+                rate_limiter=limiter,
+                poll=FAST_POLL,
+                event_hooks={"request": [sent]},
+            ),
+            rate_limit=200,
+            account="acme",
+            defer_s=0.05,
+        )
+        refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
+        fake.faults.next("segments/refresh_counters", Fault.delay(1.0))  # a second on the wire
+        pool = await create_pool(settings.redis_settings)  # type: ignore[attr-defined]
+        try:
+            assert await enqueue_run(pool, "r1", refs, batch_size=1) == 1
+            worker = Worker(
+                functions=settings.functions,  # type: ignore[attr-defined]
+                redis_pool=pool,
+                on_startup=settings.on_startup,  # type: ignore[attr-defined]
+                on_shutdown=settings.on_shutdown,  # type: ignore[attr-defined]
+                poll_delay=0.05,
+                handle_signals=False,
+                job_timeout=settings.job_timeout,  # type: ignore[attr-defined]
+            )
+            serving = asyncio.ensure_future(worker.main())
+            try:
+                with anyio.fail_after(30):
+                    await on_the_wire.wait()
+                worker.handle_sig(signal.SIGTERM)  # what arq's SIGTERM handler does
+            finally:
+                await _stop(worker, serving)
+            assert worker.jobs_retried == 1  # arq: cancelled, will be run again
+            async with aioredis.Redis.from_url(redis_url) as redis:
+                state = await StartLedger(redis, account="acme", run="r1").pair(pair_id(refs[0]))
+            assert state.state == "started" and state.token  # its token stored before the end
+            again = await _burst(settings, pool, job_timeout=settings.job_timeout)  # type: ignore[attr-defined]
+            assert (again.jobs_complete, again.jobs_failed) == (1, 0)
+        finally:
+            await pool.aclose()
+        assert len(fake.tasks) == 1  # resumed, never started again
+        async with aioredis.Redis.from_url(redis_url) as redis:
+            counts = await StartLedger(redis, account="acme", run="r1").counts()
+        assert (counts["done"], counts["unknown"]) == (1, 0)
