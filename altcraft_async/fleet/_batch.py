@@ -245,8 +245,10 @@ async def _seen_through(
             while not inner.done():
                 with suppress(asyncio.CancelledError):  # one more Task.cancel
                     await asyncio.wait({inner})
-    if cancelled is not None and (inner.cancelled() or inner.exception() is not None):
+    if cancelled is not None and inner.cancelled():
         raise cancelled
+    if cancelled is not None and inner.exception() is not None:
+        raise cancelled from inner.exception()  # the work's own error stays in the traceback
     return inner.result(), cancelled
 
 
@@ -266,10 +268,13 @@ async def _start(
     start is seen through to its stored token (or its verdict), then the cancellation goes on:
     a job stopped gracefully (arq on SIGTERM) leaves nothing ``unknown``."""
 
-    def unsent() -> bool:  # provably nothing went towards the transport
-        return slot is not None and not slot.passed
+    requesting = True  # then its verdict is recorded: seen through, whatever was sent
+
+    def unsent() -> bool:  # the request, of which provably nothing went towards the transport
+        return requesting and slot is not None and not slot.passed
 
     async def send() -> Task | PairOutcome:
+        nonlocal requesting
         try:
             task = await client.segments.refresh_counters(
                 segment_id=ref.segment_id,
@@ -278,6 +283,7 @@ async def _start(
                 timeout=max(lease_ends - time.monotonic(), 0.001),
             )
         except (TransportError, HTTPStatusError, APIError, DecodeError) as error:
+            requesting = False
             return await _start_failed(ledger, pair, ref, owner, fence, error)
         except anyio.get_cancelled_exc_class():
             if unsent():
