@@ -4,6 +4,8 @@ probe of the event loop's lateness."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -118,3 +120,12 @@ class LoopLag:
             due = anyio.current_time() + self.TICK
             await anyio.sleep(self.TICK)
             self.worst = max(self.worst, anyio.current_time() - due)
+
+
+def prints_in_a_subprocess(script: str, expected: str) -> None:
+    """Run ``script`` in a fresh interpreter and check it printed ``expected``: for code that,
+    when it regresses, spins forever; a subprocess fails it in 20 s instead of hanging the run."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=20
+    )
+    assert done.stdout.strip() == expected, done.stderr

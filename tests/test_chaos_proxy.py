@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -20,6 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers import prints_in_a_subprocess
 
 from altcraft_async import (
     AltcraftClient,
@@ -545,9 +544,5 @@ asyncio.run(main())
 
 def test_stop_does_not_spin_on_a_handler_that_just_ended() -> None:
     # gather() of ended tasks returns without yielding on 3.12+: stop() waited for a done
-    # callback the loop never got to run, at full CPU. A subprocess, so that a regression
-    # fails in seconds instead of hanging the run.
-    done = subprocess.run(
-        [sys.executable, "-c", STOP_RACE], capture_output=True, text=True, timeout=20
-    )
-    assert done.stdout.strip() == "stopped", done.stderr
+    # callback the loop never got to run, at full CPU
+    prints_in_a_subprocess(STOP_RACE, "stopped")

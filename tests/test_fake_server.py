@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from helpers import small_platform
+from helpers import prints_in_a_subprocess, small_platform
 
 from altcraft_async._codec import encode, parse
 from altcraft_async._errors import DecodeError
@@ -842,9 +840,5 @@ asyncio.run(main())
 
 def test_wait_webhooks_does_not_spin_on_a_delivery_that_just_finished() -> None:
     # gather() of done tasks returns without yielding on 3.12+: the loop never ran the
-    # callback, and wait_idle spun forever at full CPU (seen once in CI). A subprocess, so
-    # that a regression fails in seconds instead of hanging the run.
-    done = subprocess.run(
-        [sys.executable, "-c", WAIT_IDLE_RACE], capture_output=True, text=True, timeout=20
-    )
-    assert done.stdout.strip() == "idle", done.stderr
+    # callback, and wait_idle spun forever at full CPU (seen once in CI)
+    prints_in_a_subprocess(WAIT_IDLE_RACE, "idle")
