@@ -268,7 +268,7 @@ async def _start(
     start is seen through to its stored token (or its verdict), then the cancellation goes on:
     a job stopped gracefully (arq on SIGTERM) leaves nothing ``unknown``."""
 
-    requesting = True  # then its verdict is recorded: seen through, whatever was sent
+    requesting = True  # False once the request failed: recording its verdict is seen through
 
     def unsent() -> bool:  # the request, of which provably nothing went towards the transport
         return requesting and slot is not None and not slot.passed
