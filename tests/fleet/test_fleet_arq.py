@@ -15,7 +15,14 @@ from arq.connections import ArqRedis, create_pool
 from arq.constants import default_queue_name
 from arq.worker import Worker
 
-from altcraft_async import AltcraftClient, Backoff, PollPolicy, RequestEvent, SegmentRef
+from altcraft_async import (
+    AltcraftClient,
+    Backoff,
+    EventHookMap,
+    PollPolicy,
+    RequestEvent,
+    SegmentRef,
+)
 from altcraft_async.fleet import Fleet, RunProgress, StartLedger, pair_id
 from altcraft_async.fleet.arq import ArqEngine, enqueue_run, worker_settings
 from altcraft_async.testing import FakeAltcraft, Fault, TaskPlan, seeded_platform
@@ -25,12 +32,18 @@ pytestmark = pytest.mark.anyio
 FAST_POLL = PollPolicy(backoff=Backoff(initial=0.05, max_interval=0.1, jitter=0.0))
 
 
-def _settings(redis_url: str, fake: FakeAltcraft, **options: float) -> type:
+def _settings(
+    redis_url: str, fake: FakeAltcraft, event_hooks: EventHookMap | None = None, **options: float
+) -> type:
     """``worker_settings`` for a worker of the test's fake (fast polls, 200 requests/s)."""
     return worker_settings(
         redis_url=redis_url,
         client=lambda limiter: AltcraftClient(
-            fake.url, token=fake.token, rate_limiter=limiter, poll=FAST_POLL
+            fake.url,
+            token=fake.token,
+            rate_limiter=limiter,
+            poll=FAST_POLL,
+            event_hooks=event_hooks,
         ),
         rate_limit=200,
         account="acme",
@@ -57,21 +70,7 @@ async def test_a_run_on_an_arq_worker_starts_each_pair_once_and_finishes(redis_u
         try:
             assert await enqueue_run(pool, "r1", refs, batch_size=5) == 3
             assert await enqueue_run(pool, "r1", refs, batch_size=5) == 3  # nothing added
-            worker = Worker(
-                functions=settings.functions,
-                redis_pool=pool,
-                on_startup=settings.on_startup,
-                on_shutdown=settings.on_shutdown,
-                burst=True,
-                poll_delay=0.05,
-                handle_signals=False,
-                job_timeout=settings.job_timeout,
-            )
-            with anyio.fail_after(60):
-                await worker.main()
-            with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close()
-                warnings.simplefilter("ignore", DeprecationWarning)
-                await worker.close()  # runs on_shutdown: the worker's client closes
+            worker = await _burst(settings, pool)  # its close runs on_shutdown: the client closes
             assert (worker.jobs_complete, worker.jobs_failed) == (3, 0)
             assert worker.jobs_retried >= 3
         finally:
@@ -83,18 +82,26 @@ async def test_a_run_on_an_arq_worker_starts_each_pair_once_and_finishes(redis_u
         assert counts == {"started": 12, "done": 12, "failed": 0, "unknown": 0, "restarted": 0}
 
 
-async def _burst(settings: type, pool: ArqRedis, job_timeout: float) -> Worker:
-    """Run an arq worker on ``pool`` until its queue is empty; the worker (closed)."""
-    worker = Worker(
+def _worker(
+    settings: type, pool: ArqRedis, *, burst: bool = False, job_timeout: float | None = None
+) -> Worker:
+    """An arq worker of ``settings`` on ``pool`` in this process, without signal handlers (the
+    test stops it); ``job_timeout`` (default: the settings') is the one arq cuts jobs at."""
+    return Worker(
         functions=settings.functions,  # type: ignore[attr-defined]
         redis_pool=pool,
         on_startup=settings.on_startup,  # type: ignore[attr-defined]
         on_shutdown=settings.on_shutdown,  # type: ignore[attr-defined]
-        burst=True,
+        burst=burst,
         poll_delay=0.05,
         handle_signals=False,
-        job_timeout=job_timeout,
+        job_timeout=settings.job_timeout if job_timeout is None else job_timeout,  # type: ignore[attr-defined]
     )
+
+
+async def _burst(settings: type, pool: ArqRedis, job_timeout: float | None = None) -> Worker:
+    """Run an arq worker on ``pool`` until its queue is empty; the worker (closed)."""
+    worker = _worker(settings, pool, burst=True, job_timeout=job_timeout)
     with anyio.fail_after(60):
         await worker.main()
     with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close()
@@ -134,7 +141,7 @@ async def test_enqueueing_again_revives_a_batch_arq_gave_up_on(redis_url: str) -
             cut = await _burst(settings, pool, job_timeout=0.5)
             assert (cut.jobs_complete, cut.jobs_failed) == (0, 1)
             assert await enqueue_run(pool, "r1", refs, batch_size=4) == 1  # revived
-            worker = await _burst(settings, pool, job_timeout=settings.job_timeout)  # type: ignore[attr-defined]
+            worker = await _burst(settings, pool)
             assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
         finally:
             await pool.aclose()
@@ -165,15 +172,7 @@ async def test_the_supervisor_revives_a_batch_given_up_and_a_batch_lost(redis_ur
             await pool.zrem(default_queue_name, "r1.1")  # r1.1's queue entry is lost
             cut = await _burst(settings, pool, job_timeout=0.5)  # r1.0 is given up
             assert (cut.jobs_complete, cut.jobs_failed) == (0, 1)
-            worker = Worker(
-                functions=settings.functions,
-                redis_pool=pool,
-                on_startup=settings.on_startup,
-                on_shutdown=settings.on_shutdown,
-                poll_delay=0.05,
-                handle_signals=False,
-                job_timeout=settings.job_timeout,
-            )
+            worker = _worker(settings, pool)
             seen: list[RunProgress] = []
             # the worker as its own task, stopped the way arq's signal handler stops it (a
             # cancel of its task): no cancel scope of the test's task is involved
@@ -209,33 +208,13 @@ async def test_a_worker_stopped_while_a_start_is_on_the_wire_leaves_the_pair_sta
             on_the_wire.set()
 
     async with FakeAltcraft(platform, task_plan=TaskPlan.after_seconds(0.3)) as fake:
-        settings = worker_settings(
-            redis_url=redis_url,
-            client=lambda limiter: AltcraftClient(
-                fake.url,
-                token=fake.token,
-                rate_limiter=limiter,
-                poll=FAST_POLL,
-                event_hooks={"request": [sent]},
-            ),
-            rate_limit=200,
-            account="acme",
-            defer_s=0.05,
-        )
+        settings = _settings(redis_url, fake, event_hooks={"request": [sent]})
         refs = [SegmentRef(segment, 1, 1) for segment in sorted(platform.segments)]
         fake.faults.next("segments/refresh_counters", Fault.delay(1.0))  # a second on the wire
         pool = await create_pool(settings.redis_settings)  # type: ignore[attr-defined]
         try:
             assert await enqueue_run(pool, "r1", refs, batch_size=1) == 1
-            worker = Worker(
-                functions=settings.functions,  # type: ignore[attr-defined]
-                redis_pool=pool,
-                on_startup=settings.on_startup,  # type: ignore[attr-defined]
-                on_shutdown=settings.on_shutdown,  # type: ignore[attr-defined]
-                poll_delay=0.05,
-                handle_signals=False,
-                job_timeout=settings.job_timeout,  # type: ignore[attr-defined]
-            )
+            worker = _worker(settings, pool)
             serving = asyncio.ensure_future(worker.main())
             try:
                 with anyio.fail_after(30):
@@ -247,7 +226,7 @@ async def test_a_worker_stopped_while_a_start_is_on_the_wire_leaves_the_pair_sta
             async with aioredis.Redis.from_url(redis_url) as redis:
                 state = await StartLedger(redis, account="acme", run="r1").pair(pair_id(refs[0]))
             assert state.state == "started" and state.token  # its token stored before the end
-            again = await _burst(settings, pool, job_timeout=settings.job_timeout)  # type: ignore[attr-defined]
+            again = await _burst(settings, pool)
             assert (again.jobs_complete, again.jobs_failed) == (1, 0)
         finally:
             await pool.aclose()
